@@ -1,0 +1,78 @@
+//! Whether a browser can be opened here, and opening one.
+
+use std::process::{Command, Stdio};
+
+use crate::env;
+
+/// `Ok(())` when a browser can be opened; otherwise the reason, for the device-flow notice.
+pub fn availability() -> Result<(), &'static str> {
+    if env::var(env::BROWSER).is_some() {
+        return Ok(());
+    }
+    if env::var(env::SSH_CONNECTION).is_some() || env::var(env::SSH_TTY).is_some() {
+        return Err("this is an SSH session and BROWSER is not set");
+    }
+    if cfg!(any(
+        target_os = "linux",
+        target_os = "freebsd",
+        target_os = "openbsd",
+        target_os = "netbsd",
+        target_os = "dragonfly"
+    )) && env::var(env::DISPLAY).is_none()
+        && env::var(env::WAYLAND_DISPLAY).is_none()
+    {
+        return Err(
+            "there is no desktop session (DISPLAY and WAYLAND_DISPLAY are unset) and BROWSER is not set",
+        );
+    }
+    Ok(())
+}
+
+/// Opens `url` with `BROWSER` (a `:`-separated list of commands; `%s` stands for the URL,
+/// else it is appended), or the platform's opener. The browser's output never reaches ours.
+pub fn open(url: &str) -> Result<(), String> {
+    if let Some(browsers) = env::var(env::BROWSER) {
+        let mut last = String::new();
+        for cmd in browsers.split(':').filter(|c| !c.trim().is_empty()) {
+            match spawn_shell(cmd, url) {
+                Ok(()) => return Ok(()),
+                Err(e) => last = e,
+            }
+        }
+        return Err(last);
+    }
+    webbrowser::open(url).map_err(|e| e.to_string())
+}
+
+#[cfg(unix)]
+fn spawn_shell(cmd: &str, url: &str) -> Result<(), String> {
+    // The URL is passed as "$1", never spliced into the shell text.
+    let script = if cmd.contains("%s") {
+        cmd.replace("%s", "\"$1\"")
+    } else {
+        format!("{cmd} \"$1\"")
+    };
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg("sh")
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(|_| ())
+        .map_err(|e| format!("could not run BROWSER ({cmd}): {e}"))
+}
+
+#[cfg(not(unix))]
+fn spawn_shell(cmd: &str, url: &str) -> Result<(), String> {
+    Command::new(cmd)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(|_| ())
+        .map_err(|e| format!("could not run BROWSER ({cmd}): {e}"))
+}

@@ -1,0 +1,52 @@
+//! The Device Authorization Grant (RFC 8628): poll at `interval` (5 s when absent), 5 s more
+//! on each `slow_down`, stop on `access_denied` and `expired_token`, never show `device_code`.
+
+use std::time::{Duration, Instant};
+
+use super::http::{Http, Reply};
+use super::provider::{DeviceAuthorization, Provider, Session};
+use crate::error::{Error, Result};
+
+/// Polls until the user approves, refuses, or the code expires. `on_refused` turns any other
+/// refusal (such as WorkOS's `organization_selection_required`) into an error.
+pub async fn poll(
+    http: &Http,
+    provider: &Provider,
+    auth: &DeviceAuthorization,
+    on_refused: impl Fn(&super::IdpError) -> Error,
+) -> Result<Session> {
+    let mut interval = Duration::from_secs_f64(
+        auth.interval
+            .filter(|i| i.is_finite() && *i >= 1.0)
+            .unwrap_or(5.0)
+            .min(60.0),
+    );
+    let lifetime = auth
+        .expires_in
+        .filter(|e| e.is_finite() && *e > 0.0)
+        .unwrap_or(600.0)
+        .min(3600.0);
+    let deadline = Instant::now() + Duration::from_secs_f64(lifetime);
+    loop {
+        tokio::time::sleep(interval).await;
+        if Instant::now() > deadline {
+            return Err(expired());
+        }
+        match provider.device_poll(http, &auth.device_code).await? {
+            Reply::Ok(session) => return Ok(session),
+            Reply::Refused(err) if err.is("authorization_pending") => {}
+            Reply::Refused(err) if err.is("slow_down") => interval += Duration::from_secs(5),
+            Reply::Refused(err) if err.is("access_denied") => {
+                return Err(Error::failure("the sign-in was denied on the device page")
+                    .with_hint("run `mycli login` again if that was a mistake"));
+            }
+            Reply::Refused(err) if err.is("expired_token") => return Err(expired()),
+            Reply::Refused(err) => return Err(on_refused(&err)),
+        }
+    }
+}
+
+fn expired() -> Error {
+    Error::failure("the device code expired before the sign-in was approved")
+        .with_hint("run `mycli login` again and approve the new code in time")
+}

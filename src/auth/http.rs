@@ -1,0 +1,336 @@
+//! HTTP to the identity provider: one client with a timeout, `-v` logging with secrets
+//! redacted, and every way an IdP can fail turned into one clear error.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::env;
+use crate::error::{Error, Result};
+use crate::ui::Ui;
+
+/// Parameter names whose values are never shown.
+const SECRET_FIELDS: &[&str] = &[
+    "code",
+    "code_verifier",
+    "refresh_token",
+    "access_token",
+    "id_token",
+    "device_code",
+    "token",
+    "client_secret",
+    "pending_authentication_token",
+    "state",
+    "nonce",
+    "session_id",
+];
+
+pub struct Http {
+    client: reqwest::Client,
+    timeout: Duration,
+    ui: Ui,
+}
+
+/// An error answer of the IdP, in either of WorkOS's shapes or RFC 6749's.
+#[derive(Debug, Clone)]
+pub struct IdpError {
+    pub status: u16,
+    /// `error` (OAuth shape) or `code` (WorkOS shape).
+    pub code: Option<String>,
+    /// `error_description` or `message`.
+    pub description: Option<String>,
+    pub body: Value,
+}
+
+impl IdpError {
+    pub fn is(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+
+    /// "invalid_grant: Refresh token already used", or the HTTP status.
+    pub fn summary(&self) -> String {
+        match (&self.code, &self.description) {
+            (Some(c), Some(d)) => format!("{c}: {d}"),
+            (Some(c), None) => c.clone(),
+            (None, Some(d)) => format!("HTTP {}: {d}", self.status),
+            (None, None) => format!("HTTP {}", self.status),
+        }
+    }
+}
+
+/// What a call to the IdP produced.
+pub enum Reply<T> {
+    Ok(T),
+    /// The IdP answered with a structured error (4xx with a JSON error body).
+    Refused(IdpError),
+}
+
+impl Http {
+    pub fn new(ui: Ui) -> Result<Http> {
+        let timeout = env::seconds(env::HTTP_TIMEOUT, 30.0);
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("mycli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::failure(format!("could not set up HTTP: {e}")))?;
+        Ok(Http {
+            client,
+            timeout,
+            ui,
+        })
+    }
+
+    /// POSTs a form and decodes a JSON answer.
+    pub async fn post_form<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        fields: &[(&str, &str)],
+    ) -> Result<Reply<T>> {
+        if self.ui.verbose {
+            let shown: Vec<String> = fields
+                .iter()
+                .map(|(k, v)| format!("{k}={}", redact_value(k, v)))
+                .collect();
+            self.ui
+                .debug(&format!("> POST {} [{}]", redact_url(url), shown.join("&")));
+        }
+        let request = self.client.post(url).form(fields);
+        self.send(url, request).await
+    }
+
+    pub async fn get_json<T: DeserializeOwned>(&self, url: &str) -> Result<Reply<T>> {
+        self.ui.debug(&format!("> GET {}", redact_url(url)));
+        let request = self.client.get(url).header("accept", "application/json");
+        self.send(url, request).await
+    }
+
+    /// A GET whose body does not matter; any 2xx or 3xx counts as success.
+    pub async fn get_status(&self, url: &str) -> Result<std::result::Result<u16, IdpError>> {
+        self.ui.debug(&format!("> GET {}", redact_url(url)));
+        let response = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| self.transport(url, &e))?;
+        let status = response.status().as_u16();
+        self.ui.debug(&format!("< {status}"));
+        if (200..400).contains(&status) {
+            return Ok(Ok(status));
+        }
+        let body = response.bytes().await.unwrap_or_default();
+        let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        Ok(Err(idp_error(status, value)))
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Reply<T>> {
+        let response = request
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| self.transport(url, &e))?;
+        let status = response.status().as_u16();
+        let html = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("html"));
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport(url, &e))?;
+        let host = host_of(url);
+        let looks_html = html || body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<');
+
+        if (200..300).contains(&status) {
+            self.ui.debug(&format!("< {status}"));
+            if looks_html {
+                return Err(Error::failure(format!(
+                    "{host} answered with an HTML page instead of JSON (HTTP {status})"
+                ))
+                .with_hint(issuer_hint()));
+            }
+            return serde_json::from_slice::<T>(&body)
+                .map(Reply::Ok)
+                .map_err(|e| {
+                    let what = if e.is_eof() {
+                        "a truncated JSON answer"
+                    } else {
+                        "a JSON answer mycli does not understand"
+                    };
+                    Error::failure(format!("{host} sent {what} (HTTP {status})"))
+                        .with_hint(issuer_hint())
+                });
+        }
+
+        let value: Option<Value> = serde_json::from_slice(&body).ok();
+        match value {
+            Some(value) if value.is_object() && status < 500 => {
+                let err = idp_error(status, value);
+                self.ui.debug(&format!(
+                    "< {status} error={} error_description={}",
+                    err.code.as_deref().unwrap_or("-"),
+                    err.description.as_deref().unwrap_or("-")
+                ));
+                Ok(Reply::Refused(err))
+            }
+            _ => {
+                self.ui.debug(&format!("< {status}"));
+                let shape = if looks_html { " with an HTML page" } else { "" };
+                let msg = if status >= 500 {
+                    format!(
+                        "{host} failed with HTTP {status}{shape}; the identity provider may be down"
+                    )
+                } else {
+                    format!("{host} answered HTTP {status}{shape} instead of JSON")
+                };
+                Err(Error::failure(msg).with_hint(if status >= 500 {
+                    "try again in a moment".to_string()
+                } else {
+                    issuer_hint()
+                }))
+            }
+        }
+    }
+
+    fn transport(&self, url: &str, err: &reqwest::Error) -> Error {
+        let host = host_of(url);
+        self.ui.debug(&format!("< transport error: {}", chain(err)));
+        let detail = chain(err).to_lowercase();
+        if err.is_timeout() {
+            Error::failure(format!(
+                "{host} did not answer within {} s",
+                self.timeout.as_secs_f64()
+            ))
+            .with_hint(format!(
+                "the identity provider may be down or slow; try again, or raise {}",
+                env::HTTP_TIMEOUT
+            ))
+        } else if detail.contains("certificate")
+            || detail.contains("tls")
+            || detail.contains("handshake")
+            || detail.contains("invalidcertificate")
+        {
+            Error::failure(format!("TLS failure talking to {host}: the server's certificate was not accepted"))
+                .with_hint("check the issuer URL; a proxy that intercepts TLS needs its CA in the system trust store")
+        } else if err.is_connect() {
+            Error::failure(format!("could not connect to {host}"))
+                .with_hint("check your network connection and the issuer URL")
+        } else {
+            Error::failure(format!("the connection to {host} failed"))
+                .with_hint("check your network connection and try again")
+        }
+    }
+}
+
+fn issuer_hint() -> String {
+    "check the issuer URL (--issuer, MYCLI_ISSUER or [provider] in config.toml)".into()
+}
+
+/// Both error shapes: `{error, error_description}` and `{code, message}`.
+fn idp_error(status: u16, body: Value) -> IdpError {
+    let text = |k: &str| body.get(k).and_then(Value::as_str).map(clean);
+    IdpError {
+        status,
+        code: text("error").or_else(|| text("code")),
+        description: text("error_description").or_else(|| text("message")),
+        body,
+    }
+}
+
+/// Server text made safe for one terminal line.
+pub fn clean(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(300)
+        .collect();
+    if text.chars().count() > 300 {
+        out.push('…');
+    }
+    out
+}
+
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+pub fn host_of(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.host_str().map(|h| match u.port() {
+                Some(p) => format!("{h}:{p}"),
+                None => h.to_string(),
+            })
+        })
+        .unwrap_or_else(|| "the identity provider".into())
+}
+
+fn redact_value<'a>(name: &str, value: &'a str) -> &'a str {
+    if SECRET_FIELDS.contains(&name) {
+        "[redacted]"
+    } else {
+        value
+    }
+}
+
+/// A URL with the values of secret query parameters replaced by `[redacted]`.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return "[unparsable URL]".into();
+    };
+    if parsed.query().is_none() {
+        return url.to_string();
+    }
+    let pairs: Vec<(String, String)> = parsed
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = redact_value(&k, &v).to_string();
+            (k.into_owned(), v)
+        })
+        .collect();
+    parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    parsed.to_string().replace("%5Bredacted%5D", "[redacted]")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_secret_query_values() {
+        let u = redact_url("http://127.0.0.1:1/logout?session_id=abc&return_to=x&code=zzz");
+        assert!(!u.contains("abc") && !u.contains("zzz"), "{u}");
+        assert!(u.contains("return_to=x"));
+    }
+
+    #[test]
+    fn reads_both_error_shapes() {
+        let a = idp_error(
+            400,
+            serde_json::json!({"error":"invalid_grant","error_description":"nope"}),
+        );
+        assert!(a.is("invalid_grant"));
+        let b = idp_error(
+            403,
+            serde_json::json!({"code":"organization_selection_required","message":"pick"}),
+        );
+        assert!(b.is("organization_selection_required"));
+        assert_eq!(b.summary(), "organization_selection_required: pick");
+    }
+}

@@ -1,0 +1,545 @@
+//! The two kinds of provider behind one type: WorkOS User Management (fixed paths, no
+//! `expires_in`, two error shapes) and any OpenID Connect provider (discovery).
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::http::{self, Http, IdpError, Reply};
+use super::{claim_text, claims};
+use crate::env;
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+use crate::store::config::ProviderDefaults;
+use crate::store::{Context, ProviderKind};
+use crate::time;
+
+pub const WORKOS_BASE: &str = "https://api.workos.com";
+pub const OIDC_SCOPES: &str = "openid profile email offline_access";
+const DEFAULT_ORG_CLAIM: &str = "org_id";
+
+/// Which IdP, where, and as which client.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub kind: ProviderKind,
+    pub issuer: String,
+    pub client_id: String,
+    pub org_claim: String,
+}
+
+impl ProviderConfig {
+    /// Flag, then environment, then `[provider]` in config.toml.
+    pub fn resolve(
+        kind: Option<ProviderKind>,
+        issuer: Option<&str>,
+        client_id: Option<&str>,
+        defaults: &ProviderDefaults,
+    ) -> Result<ProviderConfig> {
+        let kind = match kind {
+            Some(k) => k,
+            None => match env::var(env::PROVIDER).as_deref() {
+                Some("workos") => ProviderKind::Workos,
+                Some("oidc") => ProviderKind::Oidc,
+                Some(other) => {
+                    return Err(Error::usage(format!(
+                        "{}={other:?} is not a provider kind",
+                        env::PROVIDER
+                    ))
+                    .with_hint("use `workos` or `oidc`"));
+                }
+                None => defaults.kind.unwrap_or(ProviderKind::Workos),
+            },
+        };
+        let issuer = issuer
+            .map(str::to_string)
+            .or_else(|| env::var(env::ISSUER))
+            .or_else(|| defaults.issuer.clone());
+        let issuer = match (issuer, kind) {
+            (Some(i), _) => i,
+            (None, ProviderKind::Workos) => WORKOS_BASE.to_string(),
+            (None, ProviderKind::Oidc) => {
+                return Err(Error::usage("an OIDC provider needs an issuer URL").with_hint(
+                    "pass --issuer URL, set MYCLI_ISSUER, or set provider.issuer in config.toml",
+                ));
+            }
+        };
+        let client_id = client_id
+            .map(str::to_string)
+            .or_else(|| env::var(env::CLIENT_ID))
+            .or_else(|| env::var(env::WORKOS_CLIENT_ID))
+            .or_else(|| defaults.client_id.clone())
+            .ok_or_else(|| {
+                Error::usage("no OAuth client id is configured").with_hint(
+                    "pass --client-id ID, set MYCLI_CLIENT_ID, or set provider.client-id in config.toml",
+                )
+            })?;
+        Ok(ProviderConfig {
+            kind,
+            issuer: check_issuer(&issuer)?,
+            client_id,
+            org_claim: org_claim(defaults),
+        })
+    }
+
+    /// The provider a context was created with, whatever the defaults are today.
+    pub fn of_context(ctx: &Context, defaults: &ProviderDefaults) -> ProviderConfig {
+        ProviderConfig {
+            kind: ctx.provider,
+            issuer: ctx.issuer.clone(),
+            client_id: ctx.client_id.clone(),
+            org_claim: org_claim(defaults),
+        }
+    }
+}
+
+fn org_claim(defaults: &ProviderDefaults) -> String {
+    env::var(env::ORG_CLAIM)
+        .or_else(|| defaults.org_claim.clone())
+        .unwrap_or_else(|| DEFAULT_ORG_CLAIM.to_string())
+}
+
+/// An issuer must be https, or plain http on a loopback host. Returns it without a trailing `/`.
+pub fn check_issuer(issuer: &str) -> Result<String> {
+    let url = url::Url::parse(issuer).map_err(|e| {
+        Error::usage(format!("the issuer {issuer:?} is not a valid URL: {e}"))
+            .with_hint("it looks like https://idp.example.com")
+    })?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => {
+            return Err(Error::usage(format!(
+                "refusing the plain-http issuer {issuer}: tokens would cross the network unencrypted"
+            ))
+            .with_hint("use https:// (plain http is accepted only for 127.0.0.1, [::1] and localhost)"));
+        }
+        other => {
+            return Err(Error::usage(format!(
+                "the issuer must be an https:// URL, not {other}://"
+            )));
+        }
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::usage(format!(
+            "the issuer {issuer} must not have a query or fragment"
+        )));
+    }
+    Ok(issuer.trim_end_matches('/').to_string())
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// A signed-in session as the IdP returned it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub access_token: Secret,
+    pub refresh_token: Option<Secret>,
+    /// Unix seconds.
+    pub expires_at: i64,
+    pub organization_id: Option<String>,
+    pub organization_name: Option<String>,
+    pub user_id: String,
+    pub email: Option<String>,
+}
+
+/// A token endpoint answer, WorkOS's or RFC 6749's.
+#[derive(Debug, Deserialize)]
+pub struct TokenResponse {
+    access_token: Secret,
+    #[serde(default)]
+    refresh_token: Option<Secret>,
+    #[serde(default)]
+    id_token: Option<Secret>,
+    #[serde(default)]
+    expires_in: Option<f64>,
+    #[serde(default)]
+    organization_id: Option<String>,
+    #[serde(default)]
+    user: Option<WorkosUser>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WorkosUser {
+    id: String,
+    #[serde(default)]
+    email: Option<String>,
+}
+
+/// RFC 8628 §3.2.
+#[derive(Debug, Deserialize)]
+pub struct DeviceAuthorization {
+    pub device_code: Secret,
+    pub user_code: String,
+    pub verification_uri: String,
+    #[serde(default)]
+    pub verification_uri_complete: Option<String>,
+    #[serde(default)]
+    pub expires_in: Option<f64>,
+    #[serde(default)]
+    pub interval: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Discovery {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    #[serde(default)]
+    device_authorization_endpoint: Option<String>,
+    #[serde(default)]
+    revocation_endpoint: Option<String>,
+    #[serde(default)]
+    end_session_endpoint: Option<String>,
+    #[serde(default)]
+    code_challenge_methods_supported: Option<Vec<String>>,
+}
+
+/// A provider with its endpoints known.
+pub struct Provider {
+    pub config: ProviderConfig,
+    pub authorize: String,
+    pub token: String,
+    pub device: Option<String>,
+    pub revocation: Option<String>,
+    /// WorkOS: the session logout endpoint.
+    pub logout: Option<String>,
+}
+
+impl Provider {
+    /// WorkOS paths are fixed; OIDC endpoints come from the discovery document.
+    pub async fn discover(http: &Http, config: ProviderConfig) -> Result<Provider> {
+        match config.kind {
+            ProviderKind::Workos => {
+                let base = &config.issuer;
+                Ok(Provider {
+                    authorize: format!("{base}/user_management/authorize"),
+                    token: format!("{base}/user_management/authenticate"),
+                    device: Some(format!("{base}/user_management/authorize/device")),
+                    revocation: None,
+                    logout: Some(format!("{base}/user_management/sessions/logout")),
+                    config,
+                })
+            }
+            ProviderKind::Oidc => {
+                let url = format!("{}/.well-known/openid-configuration", config.issuer);
+                let doc: Discovery = match http.get_json(&url).await? {
+                    Reply::Ok(doc) => doc,
+                    Reply::Refused(err) => {
+                        return Err(Error::failure(format!(
+                            "the OpenID configuration at {url} could not be read ({})",
+                            err.summary()
+                        ))
+                        .with_hint("check the issuer URL"));
+                    }
+                };
+                if doc.issuer.trim_end_matches('/') != config.issuer {
+                    return Err(Error::failure(format!(
+                        "the discovery document names the issuer {:?}, not {:?}",
+                        http::clean(&doc.issuer),
+                        config.issuer
+                    ))
+                    .with_hint("use the issuer URL exactly as the provider publishes it"));
+                }
+                if let Some(methods) = &doc.code_challenge_methods_supported
+                    && !methods.iter().any(|m| m == "S256")
+                {
+                    return Err(Error::failure(
+                        "the provider does not support PKCE with S256, which mycli requires",
+                    ));
+                }
+                for endpoint in [&doc.authorization_endpoint, &doc.token_endpoint]
+                    .into_iter()
+                    .chain(doc.device_authorization_endpoint.as_ref())
+                    .chain(doc.revocation_endpoint.as_ref())
+                {
+                    check_issuer(endpoint).map_err(|e| {
+                        Error::failure(format!(
+                            "the provider published an unsafe endpoint: {}",
+                            e.message
+                        ))
+                    })?;
+                }
+                let _ = doc.end_session_endpoint;
+                Ok(Provider {
+                    authorize: doc.authorization_endpoint,
+                    token: doc.token_endpoint,
+                    device: doc.device_authorization_endpoint,
+                    revocation: doc.revocation_endpoint,
+                    logout: None,
+                    config,
+                })
+            }
+        }
+    }
+
+    /// The URL the browser opens.
+    pub fn authorize_url(
+        &self,
+        redirect_uri: &str,
+        challenge: &str,
+        state: &Secret,
+        nonce: &Secret,
+        org: Option<&str>,
+        login_hint: Option<&str>,
+    ) -> Result<String> {
+        let mut url = url::Url::parse(&self.authorize)
+            .map_err(|e| Error::failure(format!("bad authorization endpoint: {e}")))?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("client_id", &self.config.client_id)
+                .append_pair("redirect_uri", redirect_uri)
+                .append_pair("response_type", "code")
+                .append_pair("code_challenge", challenge)
+                .append_pair("code_challenge_method", "S256")
+                .append_pair("state", state.expose());
+            match self.config.kind {
+                ProviderKind::Workos => {
+                    q.append_pair("provider", "authkit");
+                    if let Some(org) = org {
+                        q.append_pair("organization_id", org);
+                    }
+                }
+                ProviderKind::Oidc => {
+                    q.append_pair("scope", OIDC_SCOPES)
+                        .append_pair("nonce", nonce.expose());
+                    if let Some(org) = org {
+                        q.append_pair("organization", org);
+                    }
+                }
+            }
+            if let Some(hint) = login_hint {
+                q.append_pair("login_hint", hint);
+            }
+        }
+        Ok(url.to_string())
+    }
+
+    pub async fn exchange_code(
+        &self,
+        http: &Http,
+        code: &Secret,
+        verifier: &Secret,
+        redirect_uri: &str,
+        nonce: &Secret,
+    ) -> Result<Reply<Session>> {
+        let mut fields = vec![
+            ("grant_type", "authorization_code"),
+            ("client_id", self.config.client_id.as_str()),
+            ("code", code.expose()),
+            ("code_verifier", verifier.expose()),
+        ];
+        if self.config.kind == ProviderKind::Oidc {
+            fields.push(("redirect_uri", redirect_uri));
+        }
+        self.token_request(http, &fields, Some(nonce)).await
+    }
+
+    pub async fn device_start(
+        &self,
+        http: &Http,
+        org: Option<&str>,
+    ) -> Result<DeviceAuthorization> {
+        let url = self.device.as_deref().ok_or_else(|| {
+            Error::failure("the provider does not offer the device code flow")
+                .with_hint("sign in with the browser instead (drop --device, or set BROWSER)")
+        })?;
+        let mut fields = vec![("client_id", self.config.client_id.as_str())];
+        if self.config.kind == ProviderKind::Oidc {
+            fields.push(("scope", OIDC_SCOPES));
+            if let Some(org) = org {
+                fields.push(("organization", org));
+            }
+        } else if let Some(org) = org {
+            fields.push(("organization_id", org));
+        }
+        match http.post_form::<DeviceAuthorization>(url, &fields).await? {
+            Reply::Ok(d) => Ok(d),
+            Reply::Refused(err) => Err(refused("could not start the device sign-in", &err)),
+        }
+    }
+
+    pub async fn device_poll(&self, http: &Http, device_code: &Secret) -> Result<Reply<Session>> {
+        let fields = [
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("client_id", self.config.client_id.as_str()),
+            ("device_code", device_code.expose()),
+        ];
+        self.token_request(http, &fields, None).await
+    }
+
+    /// Exchanges a refresh token. WorkOS is told the organization, so the new access token
+    /// is scoped to the context's organization and not to the session's most recent one.
+    pub async fn refresh(
+        &self,
+        http: &Http,
+        refresh_token: &Secret,
+        org: Option<&str>,
+    ) -> Result<Reply<Session>> {
+        let mut fields = vec![
+            ("grant_type", "refresh_token"),
+            ("client_id", self.config.client_id.as_str()),
+            ("refresh_token", refresh_token.expose()),
+        ];
+        if let (ProviderKind::Workos, Some(org)) = (self.config.kind, org) {
+            fields.push(("organization_id", org));
+        }
+        self.token_request(http, &fields, None).await
+    }
+
+    async fn token_request(
+        &self,
+        http: &Http,
+        fields: &[(&str, &str)],
+        nonce: Option<&Secret>,
+    ) -> Result<Reply<Session>> {
+        match http.post_form::<TokenResponse>(&self.token, fields).await? {
+            Reply::Ok(resp) => Ok(Reply::Ok(self.session(resp, nonce)?)),
+            Reply::Refused(err) => Ok(Reply::Refused(err)),
+        }
+    }
+
+    /// Normalizes a token response: identity, organization, expiry.
+    fn session(&self, resp: TokenResponse, nonce: Option<&Secret>) -> Result<Session> {
+        let access = claims(resp.access_token.expose());
+        let id = match &resp.id_token {
+            Some(t) => {
+                let c = claims(t.expose()).ok_or_else(|| {
+                    Error::failure("the provider sent an ID token that is not a JWT")
+                })?;
+                self.check_id_token(&c, nonce)?;
+                Some(c)
+            }
+            None => None,
+        };
+        let claim = |name: &str| {
+            claim_text(id.as_ref(), name).or_else(|| claim_text(access.as_ref(), name))
+        };
+        let expires_at = match (resp.expires_in, claim_text(access.as_ref(), "exp")) {
+            (Some(secs), _) if secs.is_finite() && secs > 0.0 => time::now() + secs as i64,
+            (_, Some(exp)) => exp
+                .parse::<f64>()
+                .map(|e| e as i64)
+                .unwrap_or(time::now() + 300),
+            _ => time::now() + 300,
+        };
+        let (organization_id, user_id, email) = match self.config.kind {
+            ProviderKind::Workos => {
+                let org = resp.organization_id.or_else(|| claim("org_id"));
+                let (id, email) = match resp.user {
+                    Some(u) => (u.id, u.email),
+                    None => (claim("sub").unwrap_or_default(), claim("email")),
+                };
+                (org, id, email)
+            }
+            ProviderKind::Oidc => (
+                claim(&self.config.org_claim),
+                claim("sub").unwrap_or_default(),
+                claim("email"),
+            ),
+        };
+        if user_id.is_empty() {
+            return Err(Error::failure(
+                "the provider's answer does not say who signed in (no user id)",
+            ));
+        }
+        Ok(Session {
+            access_token: resp.access_token,
+            refresh_token: resp.refresh_token,
+            expires_at,
+            organization_id,
+            organization_name: claim("org_name"),
+            user_id,
+            email,
+        })
+    }
+
+    fn check_id_token(&self, c: &Map<String, Value>, nonce: Option<&Secret>) -> Result<()> {
+        let iss = c.get("iss").and_then(Value::as_str).unwrap_or_default();
+        if iss.trim_end_matches('/') != self.config.issuer {
+            return Err(Error::failure(format!(
+                "the ID token was issued by {:?}, not by {:?}; refusing it",
+                http::clean(iss),
+                self.config.issuer
+            )));
+        }
+        let aud_ok = match c.get("aud") {
+            Some(Value::String(a)) => *a == self.config.client_id,
+            Some(Value::Array(list)) => list
+                .iter()
+                .any(|a| a.as_str() == Some(&self.config.client_id)),
+            _ => false,
+        };
+        if !aud_ok {
+            return Err(Error::failure(
+                "the ID token is not meant for this client (aud); refusing it",
+            ));
+        }
+        if let Some(expected) = nonce
+            && let Some(got) = c.get("nonce").and_then(Value::as_str)
+            && got != expected.expose()
+        {
+            return Err(Error::failure(
+                "the ID token's nonce does not match this sign-in; refusing it",
+            ));
+        }
+        Ok(())
+    }
+
+    /// WorkOS: ends the session named by the access token's `sid` claim.
+    pub async fn workos_logout(
+        &self,
+        http: &Http,
+        sid: &str,
+    ) -> Result<std::result::Result<(), String>> {
+        let Some(base) = &self.logout else {
+            return Ok(Err("the provider has no logout endpoint".into()));
+        };
+        let mut url =
+            url::Url::parse(base).map_err(|e| Error::failure(format!("bad logout URL: {e}")))?;
+        url.query_pairs_mut().append_pair("session_id", sid);
+        Ok(match http.get_status(url.as_str()).await? {
+            Ok(_) => Ok(()),
+            Err(err) => Err(err.summary()),
+        })
+    }
+
+    /// RFC 7009 revocation of a token; `Ok(Err(..))` says why the server did not confirm.
+    pub async fn revoke(
+        &self,
+        http: &Http,
+        token: &Secret,
+        hint: &str,
+    ) -> Result<std::result::Result<(), IdpError>> {
+        let Some(url) = &self.revocation else {
+            return Ok(Err(IdpError {
+                status: 0,
+                code: None,
+                description: Some("the provider offers no revocation endpoint".into()),
+                body: Value::Null,
+            }));
+        };
+        let fields = [
+            ("token", token.expose()),
+            ("token_type_hint", hint),
+            ("client_id", self.config.client_id.as_str()),
+        ];
+        match http.post_form::<Value>(url, &fields).await {
+            Ok(Reply::Ok(_)) => Ok(Ok(())),
+            Ok(Reply::Refused(err)) => Ok(Err(err)),
+            // RFC 7009 servers answer 200 with an empty body.
+            Err(e) if e.message.contains("JSON") => Ok(Ok(())),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A refused request as an error: the IdP's own code and words.
+pub fn refused(what: &str, err: &IdpError) -> Error {
+    Error::failure(format!("{what}: {}", err.summary()))
+}

@@ -1,0 +1,203 @@
+//! The command line, defined once: parsing, help, completions and man pages all come from here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::ArgValueCandidates;
+
+use crate::complete;
+use crate::store::ProviderKind;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mycli",
+    version,
+    about = "Enterprise single sign-on for the terminal, one session per organization",
+    long_about = "Enterprise single sign-on for the terminal.\n\n\
+        `mycli login --org ORG_ID` signs you in through your organization's identity provider \
+        (WorkOS AuthKit or any OpenID Connect provider) and keeps one session per \
+        organization. `mycli token` prints a fresh access token for scripts.",
+    after_help = "Exit codes: 0 success, 1 failure, 2 usage, 4 a new login is needed, 130 interrupted.",
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Use this context for this command only, without changing the current one
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        env = "MYCLI_CONTEXT",
+        hide_env_values = true,
+        add = ArgValueCandidates::new(complete::context_names)
+    )]
+    pub context: Option<String>,
+
+    /// The config directory [env: MYCLI_CONFIG_DIR] [default: ~/.config/mycli]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
+
+    /// Output format, where a command prints data
+    #[arg(short = 'o', long, global = true, value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+
+    /// Show each HTTP exchange on stderr, secrets redacted
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    /// Print nothing on stderr but errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Name,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sign in to an organization and make its context current
+    Login(LoginArgs),
+    /// Make a context current (`-` returns to the previous one)
+    #[command(visible_alias = "use")]
+    Switch(SwitchArgs),
+    /// List contexts
+    #[command(visible_alias = "ls")]
+    Contexts,
+    /// Print the current context's name
+    Current,
+    /// Print a valid access token for the selected context, refreshing it when needed
+    Token,
+    /// Refresh a context's tokens now
+    Refresh(RefreshArgs),
+    /// Show who is signed in where, and until when
+    Status(StatusArgs),
+    /// End a session at the identity provider and forget it here
+    Logout(LogoutArgs),
+    /// Rename a context
+    Rename(RenameArgs),
+    /// Print the shell completion script
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The organization to sign in to (WorkOS `org_...` id, or the OIDC `organization`)
+    #[arg(long, value_name = "ORG_ID")]
+    pub org: Option<String>,
+
+    /// Name of the context (default: from the organization's name or id)
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Use the device code flow (sign in on any device)
+    #[arg(long, conflicts_with_all = ["no_browser", "port"])]
+    pub device: bool,
+
+    /// Do not open a browser; print the sign-in URL instead
+    #[arg(long)]
+    pub no_browser: bool,
+
+    /// Sign in again even when the organization's session is usable
+    #[arg(long)]
+    pub force: bool,
+
+    /// Store the refresh token in credentials.toml (0600) instead of the OS keychain
+    #[arg(long)]
+    pub insecure_storage: bool,
+
+    /// Port of the loopback redirect (default: any free port)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+
+    /// Pre-fill the sign-in page with this email
+    #[arg(long, value_name = "EMAIL")]
+    pub login_hint: Option<String>,
+
+    /// Identity provider kind [env: MYCLI_PROVIDER] [default: workos]
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub provider: Option<ProviderKind>,
+
+    /// Issuer (OIDC) or API base URL (WorkOS) [env: MYCLI_ISSUER]
+    #[arg(long, value_name = "URL")]
+    pub issuer: Option<String>,
+
+    /// OAuth client id [env: MYCLI_CLIENT_ID, WORKOS_CLIENT_ID]
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SwitchArgs {
+    /// Context name, organization id, or `-` for the previous context
+    #[arg(value_name = "NAME|ORG_ID|-", add = ArgValueCandidates::new(complete::context_names))]
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RefreshArgs {
+    /// Context to refresh (default: the selected context)
+    #[arg(value_name = "NAME", add = ArgValueCandidates::new(complete::context_names))]
+    pub name: Option<String>,
+
+    /// Refresh every context
+    #[arg(long, conflicts_with = "name")]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Context to show (default: the selected context)
+    #[arg(value_name = "NAME", add = ArgValueCandidates::new(complete::context_names))]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// Context to log out of (default: the selected context)
+    #[arg(value_name = "NAME", add = ArgValueCandidates::new(complete::context_names))]
+    pub name: Option<String>,
+
+    /// Log out of every context
+    #[arg(long, conflicts_with = "name")]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RenameArgs {
+    /// Current name of the context
+    #[arg(value_name = "OLD", add = ArgValueCandidates::new(complete::context_names))]
+    pub old: String,
+
+    /// New name
+    #[arg(value_name = "NEW")]
+    pub new: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+    Elvish,
+}
+
+impl Cli {
+    pub fn command() -> clap::Command {
+        <Cli as clap::CommandFactory>::command()
+    }
+}

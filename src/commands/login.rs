@@ -1,0 +1,399 @@
+use std::time::Duration;
+
+use crate::App;
+use crate::auth::device;
+use crate::auth::loopback::Loopback;
+use crate::auth::pkce::{self, Pkce};
+use crate::auth::provider::refused;
+use crate::auth::{self, Http, IdpError, Provider, ProviderConfig, Reply, Session, browser};
+use crate::cli::LoginArgs;
+use crate::env;
+use crate::error::{Error, Result};
+use crate::session;
+use crate::store::cache::{self, CachedToken};
+use crate::store::credentials::{Credentials, Preference};
+use crate::store::{self, Config, ConfigLock, Context, Method, NO_ORG_KEY, ProviderKind};
+use crate::time;
+
+enum Flow {
+    Pkce { open_browser: bool },
+    Device { open_browser: bool },
+}
+
+pub fn run(app: &App, args: LoginArgs) -> Result<()> {
+    let config = Config::load(&app.paths)?;
+    let pref = Preference::from_env(args.insecure_storage)?;
+    let provider_config = ProviderConfig::resolve(
+        args.provider,
+        args.issuer.as_deref(),
+        args.client_id.as_deref(),
+        &config.provider,
+    )?;
+    if let Some(org) = &args.org {
+        check_org(org, provider_config.kind)?;
+    }
+    if let Some(name) = &args.name {
+        store::validate_name(name).map_err(Error::usage)?;
+        check_name_free(&config, name, args.org.as_deref())?;
+    }
+
+    if let (Some(org), false) = (&args.org, args.force)
+        && let Some(ctx) = config.contexts.get(org)
+        && same_provider(ctx, &provider_config)
+        && usable(app, org, ctx)?
+    {
+        let lock = ConfigLock::acquire(&app.paths)?;
+        let mut config = lock.load()?;
+        if config.contexts.contains_key(org) {
+            config.set_current(org);
+            lock.save(&config)?;
+        }
+        app.ui.say(&format!(
+            "Already signed in to {} as {}; switched to context {:?}.",
+            org_label(org, ctx.organization_name.as_deref()),
+            ctx.email.as_deref().unwrap_or(&ctx.user_id),
+            ctx.name
+        ));
+        app.ui.say("Use `mycli login --force` to sign in again.");
+        return Ok(());
+    }
+
+    let flow = if args.device {
+        Flow::Device {
+            open_browser: browser::availability().is_ok(),
+        }
+    } else if args.no_browser {
+        Flow::Pkce {
+            open_browser: false,
+        }
+    } else {
+        match browser::availability() {
+            Ok(()) => Flow::Pkce { open_browser: true },
+            Err(why) => {
+                app.ui.say(&format!(
+                    "No browser can be opened here: {why}. Using the device code flow."
+                ));
+                Flow::Device {
+                    open_browser: false,
+                }
+            }
+        }
+    };
+
+    let http = Http::new(app.ui)?;
+    let org = args.org.as_deref();
+    let (session, method) = auth::block_on(async {
+        let provider = Provider::discover(&http, provider_config.clone()).await?;
+        match flow {
+            Flow::Pkce { open_browser } => {
+                let s = sign_in_pkce(app, &http, &provider, &args, open_browser).await?;
+                Ok((s, Method::Pkce))
+            }
+            Flow::Device { open_browser } => {
+                let s = sign_in_device(app, &http, &provider, org, open_browser).await?;
+                Ok((s, Method::Device))
+            }
+        }
+    })?;
+
+    if let Some(want) = org
+        && session.organization_id.as_deref() != Some(want)
+    {
+        return Err(Error::failure(format!(
+            "the identity provider signed you in to {}, not {want}; nothing was stored",
+            session
+                .organization_id
+                .as_deref()
+                .map_or("no organization".to_string(), |o| format!(
+                    "organization {o}"
+                ))
+        ))
+        .with_hint(format!(
+            "make sure your account belongs to {want} and choose it when signing in"
+        )));
+    }
+    save(app, &args, pref, &provider_config, session, method)
+}
+
+async fn sign_in_pkce(
+    app: &App,
+    http: &Http,
+    provider: &Provider,
+    args: &LoginArgs,
+    open_browser: bool,
+) -> Result<Session> {
+    let loopback = Loopback::bind(args.port).await?;
+    let pkce = Pkce::new()?;
+    let state = pkce::random_token()?;
+    let nonce = pkce::random_token()?;
+    let redirect_uri = loopback.redirect_uri();
+    let url = provider.authorize_url(
+        &redirect_uri,
+        &pkce.challenge,
+        &state,
+        &nonce,
+        args.org.as_deref(),
+        args.login_hint.as_deref(),
+    )?;
+    if open_browser {
+        app.ui
+            .say("Opening your browser to sign in. If it does not open, visit:");
+        app.ui.say(&format!("  {url}"));
+        if let Err(why) = browser::open(&url) {
+            app.ui.warn(&format!(
+                "could not open a browser ({why}); open the URL above yourself"
+            ));
+        }
+    } else {
+        app.ui
+            .say("Open this URL in a browser on this machine to sign in:");
+        app.ui.say(&format!("  {url}"));
+    }
+    app.ui
+        .say("Waiting for the sign-in to finish (Ctrl-C to cancel)...");
+    let code = loopback
+        .wait(&state, &provider.config.issuer, login_timeout())
+        .await?;
+    match provider
+        .exchange_code(http, &code, &pkce.verifier, &redirect_uri, &nonce)
+        .await?
+    {
+        Reply::Ok(session) => Ok(session),
+        Reply::Refused(err) => Err(sign_in_refused(&err)),
+    }
+}
+
+async fn sign_in_device(
+    app: &App,
+    http: &Http,
+    provider: &Provider,
+    org: Option<&str>,
+    open_browser: bool,
+) -> Result<Session> {
+    let auth = provider.device_start(http, org).await?;
+    app.ui.say(&format!(
+        "To sign in, open {} and enter the code: {}",
+        auth.verification_uri, auth.user_code
+    ));
+    if open_browser {
+        let target = auth
+            .verification_uri_complete
+            .as_deref()
+            .unwrap_or(&auth.verification_uri);
+        if let Err(why) = browser::open(target) {
+            app.ui.warn(&format!("could not open a browser ({why})"));
+        }
+    }
+    app.ui.say("Waiting for approval (Ctrl-C to cancel)...");
+    device::poll(http, provider, &auth, sign_in_refused).await
+}
+
+fn login_timeout() -> Duration {
+    env::seconds(env::LOGIN_TIMEOUT, 300.0)
+}
+
+/// The IdP refused to finish a sign-in: say why, and what to do.
+fn sign_in_refused(err: &IdpError) -> Error {
+    if err.is("organization_selection_required") {
+        let orgs: Vec<(String, String)> = err
+            .body
+            .get("organizations")
+            .and_then(|v| v.as_array())
+            .map(|list| {
+                list.iter()
+                    .filter_map(|o| {
+                        let id = o.get("id")?.as_str()?;
+                        let name = o.get("name").and_then(|n| n.as_str()).unwrap_or("");
+                        Some((auth::http::clean(id), auth::http::clean(name)))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let listed: Vec<String> = orgs
+            .iter()
+            .map(|(id, name)| {
+                if name.is_empty() {
+                    id.clone()
+                } else {
+                    format!("{id} ({name})")
+                }
+            })
+            .collect();
+        let example = orgs.first().map_or("ORG_ID", |(id, _)| id.as_str());
+        return Error::failure(format!(
+            "your account belongs to several organizations; choose one: {}",
+            if listed.is_empty() {
+                "(the provider did not list them)".to_string()
+            } else {
+                listed.join(", ")
+            }
+        ))
+        .with_hint(format!("run `mycli login --org {example}`"));
+    }
+    refused("the identity provider refused the sign-in", err)
+}
+
+/// Stores a new session: the secret, the cached access token, then the context.
+fn save(
+    app: &App,
+    args: &LoginArgs,
+    pref: Preference,
+    provider: &ProviderConfig,
+    session: Session,
+    method: Method,
+) -> Result<()> {
+    let key = session
+        .organization_id
+        .clone()
+        .unwrap_or_else(|| NO_ORG_KEY.to_string());
+    let refresh_token = session.refresh_token.clone().ok_or_else(|| {
+        Error::failure("the identity provider issued no refresh token; nothing was stored")
+            .with_hint("the client must be allowed the offline_access scope / refresh tokens")
+    })?;
+
+    let _context_lock = session::lock_context(app, &key)?;
+    let creds = Credentials::new(&app.paths);
+    let saved = creds.save(&key, &refresh_token, pref)?;
+    if let Some(why) = &saved.fallback_reason {
+        app.ui.warn(&format!(
+            "{why}; the refresh token is stored in {} (0600) instead of the OS keychain",
+            app.paths.credentials().display()
+        ));
+    } else if pref == Preference::File && !app.ui.quiet {
+        app.ui.warn(&format!(
+            "the refresh token is stored in {} (0600), not in the OS keychain",
+            app.paths.credentials().display()
+        ));
+    }
+    cache::write(
+        &app.paths,
+        &CachedToken {
+            key: key.clone(),
+            expires_at: session.expires_at,
+            access_token: session.access_token.clone(),
+        },
+    )?;
+
+    let lock = ConfigLock::acquire(&app.paths)?;
+    let mut config = lock.load()?;
+    let existing = config.contexts.get(&key).cloned();
+    let name = match (&args.name, &existing) {
+        (Some(name), _) => {
+            check_name_free(&config, name, Some(&key))?;
+            name.clone()
+        }
+        (None, Some(ctx)) => ctx.name.clone(),
+        (None, None) => config.unique_name(&default_name(&key, &session), &key),
+    };
+    if let Some(old) = &existing
+        && old.storage != saved.storage
+    {
+        let _ = creds.delete(&key, old.storage);
+    }
+    let ctx = Context {
+        name: name.clone(),
+        organization_name: session
+            .organization_name
+            .clone()
+            .or_else(|| existing.and_then(|e| e.organization_name)),
+        user_id: session.user_id.clone(),
+        email: session.email.clone(),
+        provider: provider.kind,
+        issuer: provider.issuer.clone(),
+        client_id: provider.client_id.clone(),
+        method,
+        storage: saved.storage,
+        needs_login: false,
+        access_token_expires_at: Some(time::rfc3339(session.expires_at)),
+        signed_in_at: Some(time::rfc3339(time::now())),
+    };
+    config.contexts.insert(key.clone(), ctx);
+    config.set_current(&key);
+    lock.save(&config)?;
+
+    app.ui.say(&format!(
+        "Signed in to {} as {} with {}. Context {name:?} is now current.",
+        match Context::organization_id(&key) {
+            Some(org) => org_label(org, session.organization_name.as_deref()),
+            None => "no organization".to_string(),
+        },
+        session.email.as_deref().unwrap_or(&session.user_id),
+        method.describe(),
+    ));
+    Ok(())
+}
+
+/// A session is usable when it is not marked and its token is fresh or refreshes.
+fn usable(app: &App, key: &str, ctx: &Context) -> Result<bool> {
+    if ctx.needs_login {
+        return Ok(false);
+    }
+    match session::fresh_token(app, key, false) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind == crate::error::Kind::NeedsLogin => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn same_provider(ctx: &Context, p: &ProviderConfig) -> bool {
+    ctx.provider == p.kind && ctx.issuer == p.issuer && ctx.client_id == p.client_id
+}
+
+fn check_name_free(config: &Config, name: &str, key: Option<&str>) -> Result<()> {
+    match config.contexts.iter().find(|(_, c)| c.name == name) {
+        Some((k, _)) if Some(k.as_str()) != key => Err(Error::usage(format!(
+            "a context named {name:?} already exists (organization {k})"
+        ))
+        .with_hint("pick another --name, or rename that context first")),
+        _ => Ok(()),
+    }
+}
+
+/// `--org` must look like an organization id: WorkOS `org_...`, OIDC a plain token.
+fn check_org(org: &str, kind: ProviderKind) -> Result<()> {
+    let plain = !org.is_empty()
+        && org.len() <= 128
+        && org != NO_ORG_KEY
+        && org
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.:@".contains(c));
+    let workos_ok = org
+        .strip_prefix("org_")
+        .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric()));
+    if !plain || (kind == ProviderKind::Workos && !workos_ok) {
+        let shown = auth::http::clean(org);
+        let err = Error::usage(format!("--org {shown:?} is not an organization id"));
+        return Err(match kind {
+            ProviderKind::Workos => {
+                err.with_hint("WorkOS organization ids look like org_01H93RZAP85YGYZJXYPAZ9QTXF")
+            }
+            ProviderKind::Oidc => err.with_hint("use letters, digits and _ - . : @ only"),
+        });
+    }
+    Ok(())
+}
+
+fn default_name(key: &str, session: &Session) -> String {
+    if key == NO_ORG_KEY {
+        return "personal".to_string();
+    }
+    let from_org_name = session.organization_name.as_deref().map(|n| {
+        n.to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join("-")
+    });
+    match from_org_name {
+        Some(n) if store::validate_name(&n).is_ok() => n,
+        _ if store::validate_name(key).is_ok() => key.to_string(),
+        _ => "org".to_string(),
+    }
+}
+
+fn org_label(org: &str, name: Option<&str>) -> String {
+    match name {
+        Some(n) => format!("{n} ({org})"),
+        None => org.to_string(),
+    }
+}

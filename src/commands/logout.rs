@@ -1,0 +1,121 @@
+use crate::App;
+use crate::auth::{self, Http, Provider, ProviderConfig, claim_text, claims};
+use crate::cli::LogoutArgs;
+use crate::error::{Error, Result};
+use crate::session;
+use crate::store::cache;
+use crate::store::credentials::Credentials;
+use crate::store::{Config, ConfigLock, Context, ProviderKind};
+
+pub fn run(app: &App, args: LogoutArgs) -> Result<()> {
+    let config = Config::load(&app.paths)?;
+    let keys: Vec<String> = if args.all {
+        config.contexts.keys().cloned().collect()
+    } else {
+        let query = args.name.as_deref().or(app.context.as_deref());
+        vec![config.selected(query)?]
+    };
+    if keys.is_empty() {
+        app.ui.say("No contexts to log out of.");
+        return Ok(());
+    }
+    let mut failed = None;
+    for key in keys {
+        if let Err(err) = logout_one(app, &config, &key) {
+            if failed.is_some() || args.all {
+                app.ui.error(&err);
+            }
+            failed = Some(err);
+        }
+    }
+    match failed {
+        Some(err) if !args.all => Err(err),
+        Some(_) => Err(Error::failure(
+            "some contexts could not be logged out of (see above)",
+        )),
+        None => Ok(()),
+    }
+}
+
+fn logout_one(app: &App, config: &Config, key: &str) -> Result<()> {
+    let Some(ctx) = config.contexts.get(key) else {
+        return Err(config.unknown(key));
+    };
+    let _lock = session::lock_context(app, key)?;
+    let creds = Credentials::new(&app.paths);
+    let refresh_token = creds.load(key, ctx.storage).unwrap_or(None);
+    let cached = cache::read(&app.paths, key);
+
+    let server_end = end_at_idp(app, config, ctx, refresh_token.as_ref(), cached.as_ref())?;
+
+    let removed_secret = creds.delete(key, ctx.storage);
+    cache::remove(&app.paths, key);
+    let lock = ConfigLock::acquire(&app.paths)?;
+    let mut fresh = lock.load()?;
+    fresh.remove(key);
+    lock.save(&fresh)?;
+    drop(lock);
+
+    match server_end {
+        Ok(()) => app.ui.say(&format!(
+            "Logged out of {:?}: the session was ended at the identity provider and removed here.",
+            ctx.name
+        )),
+        Err(why) => {
+            app.ui
+                .say(&format!("Logged out of {:?}: removed here.", ctx.name));
+            app.ui.warn(&format!(
+                "the session could not be ended at the identity provider ({why}); it may still be active until it expires"
+            ));
+        }
+    }
+    if let Err(e) = removed_secret {
+        app.ui.warn(&e.message);
+    }
+    Ok(())
+}
+
+/// Ends the session at the IdP: WorkOS session logout with the `sid` claim, OIDC RFC 7009
+/// revocation of the refresh token. `Err` says, in plain words, why it did not happen.
+fn end_at_idp(
+    app: &App,
+    config: &Config,
+    ctx: &Context,
+    refresh_token: Option<&crate::secret::Secret>,
+    cached: Option<&cache::CachedToken>,
+) -> Result<std::result::Result<(), String>> {
+    let provider_config = ProviderConfig::of_context(ctx, &config.provider);
+    let http = Http::new(app.ui)?;
+    let outcome = auth::block_on(async {
+        let provider = Provider::discover(&http, provider_config).await?;
+        Ok(match ctx.provider {
+            ProviderKind::Workos => {
+                let sid = cached
+                    .and_then(|t| claim_text(claims(t.access_token.expose()).as_ref(), "sid"));
+                match sid {
+                    Some(sid) => provider.workos_logout(&http, &sid).await?,
+                    None => Err("no session id is known for it".to_string()),
+                }
+            }
+            ProviderKind::Oidc => match refresh_token {
+                Some(rt) => {
+                    let result = provider.revoke(&http, rt, "refresh_token").await?;
+                    if let (Ok(()), Some(at)) = (&result, cached) {
+                        // Best effort; servers may answer unsupported_token_type.
+                        let _ = provider
+                            .revoke(&http, &at.access_token, "access_token")
+                            .await;
+                    }
+                    result.map_err(|e| e.summary())
+                }
+                None => Err("no refresh token was stored to revoke".to_string()),
+            },
+        })
+    });
+    match outcome {
+        Ok(result) => Ok(result),
+        // Ctrl-C leaves the store untouched.
+        Err(e) if e.kind == crate::error::Kind::Interrupted => Err(e),
+        Err(e) => Ok(Err(e.message)),
+    }
+}

@@ -1,0 +1,48 @@
+use crate::App;
+use crate::cli::RefreshArgs;
+use crate::error::{Error, Kind, Result};
+use crate::session;
+use crate::store::Config;
+use crate::time;
+
+pub fn run(app: &App, args: RefreshArgs) -> Result<()> {
+    let config = Config::load(&app.paths)?;
+    let keys: Vec<String> = if args.all {
+        config.contexts.keys().cloned().collect()
+    } else {
+        let query = args.name.as_deref().or(app.context.as_deref());
+        vec![config.selected(query)?]
+    };
+    if keys.is_empty() {
+        app.ui.say("No contexts to refresh.");
+        return Ok(());
+    }
+    let mut worst: Option<Error> = None;
+    for key in &keys {
+        let name = &config.contexts[key].name;
+        match session::fresh_token(app, key, true) {
+            Ok(token) => app.ui.say(&format!(
+                "Refreshed {name:?}; the access token expires {}.",
+                time::relative(token.expires_at, time::now())
+            )),
+            Err(err) if keys.len() == 1 => return Err(err),
+            Err(err) => {
+                app.ui.error(&err);
+                let replace = match &worst {
+                    None => true,
+                    Some(w) => w.kind != Kind::NeedsLogin && err.kind == Kind::NeedsLogin,
+                };
+                if replace {
+                    worst = Some(err);
+                }
+            }
+        }
+    }
+    match worst {
+        None => Ok(()),
+        Some(err) => Err(Error::new(
+            err.kind,
+            "some contexts could not be refreshed (see above)",
+        )),
+    }
+}

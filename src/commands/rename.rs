@@ -1,0 +1,38 @@
+use crate::App;
+use crate::cli::RenameArgs;
+use crate::error::{Error, Result};
+use crate::store::{self, ConfigLock};
+
+pub fn run(app: &App, args: RenameArgs) -> Result<()> {
+    store::validate_name(&args.new).map_err(Error::usage)?;
+    let lock = ConfigLock::acquire(&app.paths)?;
+    let mut config = lock.load()?;
+    let key = config.resolve(&args.old)?;
+    if config.contexts[&key].name == args.new {
+        app.ui
+            .say(&format!("Context {:?} already has that name.", args.new));
+        return Ok(());
+    }
+    if config.contexts.values().any(|c| c.name == args.new) {
+        return Err(
+            Error::failure(format!("a context named {:?} already exists", args.new))
+                .with_hint("pick another name, or rename that context first"),
+        );
+    }
+    let old = std::mem::replace(
+        &mut config
+            .contexts
+            .get_mut(&key)
+            .ok_or_else(|| config_unknown(&args.old))?
+            .name,
+        args.new.clone(),
+    );
+    lock.save(&config)?;
+    app.ui
+        .say(&format!("Renamed context {old:?} to {:?}.", args.new));
+    Ok(())
+}
+
+fn config_unknown(name: &str) -> Error {
+    Error::failure(format!("no context named {name:?}"))
+}

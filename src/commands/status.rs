@@ -1,0 +1,114 @@
+use crate::App;
+use crate::cli::{OutputFormat, StatusArgs};
+use crate::error::{Error, Result};
+use crate::output::{self, ContextJson};
+use crate::session;
+use crate::store::cache;
+use crate::store::credentials::Credentials;
+use crate::store::{Config, Context, Method, Storage};
+use crate::time;
+
+pub fn run(app: &App, args: StatusArgs) -> Result<()> {
+    let config = Config::load(&app.paths)?;
+    let query = args.name.as_deref().or(app.context.as_deref());
+    let key = config.selected(query)?;
+    let mut ctx = config.contexts[&key].clone();
+    let now = time::now();
+
+    // A context whose token is stale and whose secret is gone needs a login too.
+    let fresh = cache::read(&app.paths, &key).is_some_and(|t| t.fresh(now, 0));
+    let mut secret_note = None;
+    if !ctx.needs_login && !fresh {
+        match Credentials::new(&app.paths).load(&key, ctx.storage) {
+            Ok(Some(_)) => {}
+            Ok(None) => ctx.needs_login = true,
+            Err(e) => secret_note = Some(e.message),
+        }
+    }
+    let current = config.current.as_deref() == Some(key.as_str());
+
+    match app.output.unwrap_or(OutputFormat::Table) {
+        OutputFormat::Json => output::json(&ContextJson::new(&key, &ctx, current))?,
+        OutputFormat::Name => output::line(&ctx.name)?,
+        OutputFormat::Table => {
+            output::block(&describe(app, &key, &ctx, current, now, secret_note))?
+        }
+    }
+    if ctx.needs_login {
+        return Err(session::needs_login(&key, &ctx, "needs a new login"));
+    }
+    Ok(())
+}
+
+fn describe(
+    app: &App,
+    key: &str,
+    ctx: &Context,
+    current: bool,
+    now: i64,
+    secret_note: Option<String>,
+) -> String {
+    let org = match Context::organization_id(key) {
+        Some(id) => match &ctx.organization_name {
+            Some(n) => format!("{n} ({id})"),
+            None => id.to_string(),
+        },
+        None => "none".to_string(),
+    };
+    let user = match &ctx.email {
+        Some(e) => format!("{e} ({})", ctx.user_id),
+        None => ctx.user_id.clone(),
+    };
+    let secret = match ctx.storage {
+        Storage::Keychain => "OS keychain (service \"mycli\")".to_string(),
+        Storage::File => format!("file {}", app.paths.credentials().display()),
+    };
+    let secret = match secret_note {
+        Some(note) => format!("{secret}; {note}"),
+        None => secret,
+    };
+    let expiry = match ctx
+        .access_token_expires_at
+        .as_deref()
+        .and_then(time::parse_rfc3339)
+    {
+        Some(exp) if exp > now => format!(
+            "expires {} ({})",
+            time::relative(exp, now),
+            time::rfc3339(exp)
+        ),
+        Some(exp) => format!(
+            "expired {} (refreshed on next use)",
+            time::relative(exp, now)
+        ),
+        None => "unknown".to_string(),
+    };
+    let state = if ctx.needs_login {
+        format!("needs login: {}", session::login_command(key))
+    } else {
+        "signed in".to_string()
+    };
+    let method = match ctx.method {
+        Method::Pkce => "browser (PKCE)",
+        Method::Device => "device code",
+    };
+    let title = if current {
+        format!("{} (current)", ctx.name)
+    } else {
+        ctx.name.clone()
+    };
+    format!(
+        "{title}\n  Organization:  {org}\n  User:          {user}\n  Provider:      {} {} (client {})\n  \
+         Signed in by:  {method}{}\n  Secret:        {secret}\n  Access token:  {expiry}\n  State:         {state}\n",
+        ctx.provider.as_str(),
+        ctx.issuer,
+        ctx.client_id,
+        ctx.signed_in_at
+            .as_deref()
+            .map(|t| format!(", {t}"))
+            .unwrap_or_default(),
+    )
+}
+
+#[allow(dead_code)]
+fn _unused(_: Error) {}

@@ -1,0 +1,26 @@
+use crate::App;
+use crate::cli::SwitchArgs;
+use crate::error::{Error, Result};
+use crate::store::ConfigLock;
+
+pub fn run(app: &App, args: SwitchArgs) -> Result<()> {
+    let lock = ConfigLock::acquire(&app.paths)?;
+    let mut config = lock.load()?;
+    let key = if args.target == "-" {
+        match &config.previous {
+            Some(prev) if config.contexts.contains_key(prev) => prev.clone(),
+            _ => {
+                return Err(Error::failure("there is no previous context to return to")
+                    .with_hint("switch by name: `mycli switch NAME`"));
+            }
+        }
+    } else {
+        config.resolve(&args.target)?
+    };
+    config.set_current(&key);
+    lock.save(&config)?;
+    drop(lock);
+    let ctx = &config.contexts[&key];
+    app.ui.say(&format!("Switched to context {:?}.", ctx.name));
+    Ok(())
+}

@@ -1,0 +1,24 @@
+use crate::App;
+use crate::error::Result;
+use crate::output;
+use crate::session::{self, MARGIN_SECS};
+use crate::store::{Config, cache, config};
+use crate::time;
+
+/// Prints a valid access token and nothing else.
+///
+/// The hot path reads the `current` pointer from the top of `config.toml` and the context's
+/// cached token: no parse of the contexts, no keychain, no network, no runtime.
+pub fn run(app: &App) -> Result<()> {
+    let key = match &app.context {
+        Some(name) => Config::load(&app.paths)?.resolve(name)?,
+        None => Config::read_current(&app.paths)?.ok_or_else(config::no_current)?,
+    };
+    if let Some(token) = cache::read(&app.paths, &key)
+        && token.fresh(time::now(), MARGIN_SECS)
+    {
+        return output::line(token.access_token.expose());
+    }
+    let token = session::fresh_token(app, &key, false)?;
+    output::line(token.access_token.expose())
+}

@@ -1,0 +1,66 @@
+//! mycli: enterprise single sign-on for the terminal, one session per organization.
+//!
+//! The binary is a thin shell around [`run`]; everything testable lives in this library.
+
+pub mod auth;
+pub mod cli;
+pub mod commands;
+pub mod complete;
+pub mod env;
+pub mod error;
+pub mod output;
+pub mod secret;
+pub mod session;
+pub mod store;
+pub mod time;
+pub mod ui;
+
+use cli::{Cli, Command, OutputFormat};
+use error::{Kind, Result};
+use store::Paths;
+use ui::Ui;
+
+/// What every command gets: where the store is, how to talk, what the user selected.
+#[derive(Debug)]
+pub struct App {
+    pub paths: Paths,
+    pub ui: Ui,
+    /// `--context` / `MYCLI_CONTEXT`.
+    pub context: Option<String>,
+    pub output: Option<OutputFormat>,
+}
+
+/// Runs one parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> u8 {
+    let ui = Ui::new(cli.quiet, cli.verbose);
+    match dispatch(cli, ui) {
+        Ok(()) => 0,
+        Err(err) => {
+            if err.kind != Kind::BrokenPipe && err.kind != Kind::Interrupted {
+                ui.error(&err);
+            }
+            err.kind.exit_code()
+        }
+    }
+}
+
+fn dispatch(cli: Cli, ui: Ui) -> Result<()> {
+    let app = App {
+        paths: Paths::resolve(cli.config_dir.as_deref())?,
+        ui,
+        context: cli.context.filter(|c| !c.is_empty()),
+        output: cli.output,
+    };
+    match cli.command {
+        Command::Login(args) => commands::login::run(&app, args),
+        Command::Switch(args) => commands::switch::run(&app, args),
+        Command::Contexts => commands::contexts::run(&app),
+        Command::Current => commands::current::run(&app),
+        Command::Token => commands::token::run(&app),
+        Command::Refresh(args) => commands::refresh::run(&app, args),
+        Command::Status(args) => commands::status::run(&app, args),
+        Command::Logout(args) => commands::logout::run(&app, args),
+        Command::Rename(args) => commands::rename::run(&app, args),
+        Command::Completions(args) => commands::completions::run(args),
+    }
+}

@@ -1,0 +1,10 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use mycli::cli::Cli;
+
+fn main() -> ExitCode {
+    // Answers shell completion requests (`COMPLETE=bash mycli ...`) and exits; otherwise a no-op.
+    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
+    ExitCode::from(mycli::run(Cli::parse()))
+}

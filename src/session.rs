@@ -1,0 +1,169 @@
+//! Keeping a context's session alive: the one place that refreshes.
+//!
+//! lock the context -> re-read -> refresh only if still stale -> save the rotated refresh
+//! token first -> cache the access token -> unlock. Thirty-two processes asking at once make
+//! one refresh; the others find the fresh token when they get the lock.
+
+use std::time::Duration;
+
+use crate::App;
+use crate::auth::{self, Http, Provider, ProviderConfig, Reply, Session};
+use crate::env;
+use crate::error::{Error, Kind, Result};
+use crate::store::cache::{self, CachedToken};
+use crate::store::credentials::{Credentials, Preference};
+use crate::store::lock::LockGuard;
+use crate::store::{Config, ConfigLock, Context, Storage};
+use crate::time;
+
+/// A token must be valid this long for `mycli token` to hand it out without refreshing.
+pub const MARGIN_SECS: i64 = 60;
+
+/// Errors that end a session for good: only a new login helps.
+const TERMINAL: &[&str] = &[
+    "invalid_grant",
+    "expired_token",
+    "sso_required",
+    "mfa_enrollment",
+    "invalid_refresh_token",
+];
+
+/// Takes the context's refresh lock. The wait covers another process's refresh of up to one
+/// full HTTP timeout.
+pub fn lock_context(app: &App, key: &str) -> Result<LockGuard> {
+    app.paths.ensure(Some(&app.paths.locks()))?;
+    let wait =
+        crate::store::lock_wait() + env::seconds(env::HTTP_TIMEOUT, 30.0) + Duration::from_secs(5);
+    LockGuard::acquire(&app.paths.context_lock(key), wait)
+}
+
+/// A valid access token for `key`: the cached one when it is fresh (and `force` is false),
+/// else a refreshed one.
+pub fn fresh_token(app: &App, key: &str, force: bool) -> Result<CachedToken> {
+    let _lock = lock_context(app, key)?;
+    if !force
+        && let Some(token) = cache::read(&app.paths, key)
+        && token.fresh(time::now(), MARGIN_SECS)
+    {
+        return Ok(token);
+    }
+    let config = Config::load(&app.paths)?;
+    let ctx = config
+        .contexts
+        .get(key)
+        .ok_or_else(|| config.unknown(key))?
+        .clone();
+    if ctx.needs_login {
+        return Err(needs_login(key, &ctx, "needs a new login"));
+    }
+    let creds = Credentials::new(&app.paths);
+    let Some(refresh_token) = creds.load(key, ctx.storage)? else {
+        mark_needs_login(app, key)?;
+        return Err(needs_login(key, &ctx, "has no stored session"));
+    };
+    let provider_config = ProviderConfig::of_context(&ctx, &config.provider);
+    let org = Context::organization_id(key).map(str::to_string);
+    let http = Http::new(app.ui)?;
+    let reply = auth::block_on(async {
+        let provider = Provider::discover(&http, provider_config).await?;
+        provider
+            .refresh(&http, &refresh_token, org.as_deref())
+            .await
+    })?;
+    match reply {
+        Reply::Ok(session) => save_refreshed(app, key, &ctx, session),
+        Reply::Refused(err) if TERMINAL.iter().any(|c| err.is(c)) => {
+            mark_needs_login(app, key)?;
+            let _ = creds.delete(key, ctx.storage);
+            Err(needs_login(
+                key,
+                &ctx,
+                &format!("was ended by the identity provider ({})", err.summary()),
+            ))
+        }
+        Reply::Refused(err) => Err(Error::failure(format!(
+            "the identity provider refused to refresh {:?}: {}",
+            ctx.name,
+            err.summary()
+        ))
+        .with_hint("the session is kept; try again later, or run `mycli login --force`")),
+    }
+}
+
+/// Saves a refresh's result: the rotated refresh token before anything else.
+fn save_refreshed(app: &App, key: &str, ctx: &Context, session: Session) -> Result<CachedToken> {
+    let creds = Credentials::new(&app.paths);
+    let mut storage = ctx.storage;
+    if let Some(rotated) = &session.refresh_token {
+        let pref = match ctx.storage {
+            Storage::File => Preference::File,
+            Storage::Keychain => match Preference::from_env(false)? {
+                Preference::File => Preference::Auto,
+                other => other,
+            },
+        };
+        let saved = creds.save(key, rotated, pref)?;
+        if let Some(why) = &saved.fallback_reason {
+            app.ui.warn(&format!(
+                "{why}; the refresh token of {:?} is now stored in {} (0600)",
+                ctx.name,
+                app.paths.credentials().display()
+            ));
+        }
+        storage = saved.storage;
+    }
+    if let Some(org) = Context::organization_id(key)
+        && session.organization_id.as_deref() != Some(org)
+    {
+        return Err(Error::failure(format!(
+            "the refreshed token is for organization {}, not {org}; it was not used",
+            session.organization_id.as_deref().unwrap_or("(none)")
+        ))
+        .with_hint(format!("run `mycli login --org {org} --force`")));
+    }
+    let token = CachedToken {
+        key: key.to_string(),
+        expires_at: session.expires_at,
+        access_token: session.access_token,
+    };
+    cache::write(&app.paths, &token)?;
+    let lock = ConfigLock::acquire(&app.paths)?;
+    let mut config = lock.load()?;
+    if let Some(c) = config.contexts.get_mut(key) {
+        c.access_token_expires_at = Some(time::rfc3339(token.expires_at));
+        c.storage = storage;
+        c.needs_login = false;
+        lock.save(&config)?;
+    }
+    Ok(token)
+}
+
+/// Marks a context as needing a new login; it stays in the store.
+pub fn mark_needs_login(app: &App, key: &str) -> Result<()> {
+    cache::remove(&app.paths, key);
+    let lock = ConfigLock::acquire(&app.paths)?;
+    let mut config = lock.load()?;
+    if let Some(c) = config.contexts.get_mut(key)
+        && !c.needs_login
+    {
+        c.needs_login = true;
+        lock.save(&config)?;
+    }
+    Ok(())
+}
+
+/// Exit 4, with the exact command that signs in again.
+pub fn needs_login(key: &str, ctx: &Context, why: &str) -> Error {
+    Error::new(
+        Kind::NeedsLogin,
+        format!("the session of context {:?} {why}", ctx.name),
+    )
+    .with_hint(login_command(key))
+}
+
+pub fn login_command(key: &str) -> String {
+    match Context::organization_id(key) {
+        Some(org) => format!("run `mycli login --org {org}`"),
+        None => "run `mycli login`".to_string(),
+    }
+}

@@ -1,0 +1,34 @@
+//! Atomic file replacement: a temporary file in the same directory, fsync, rename.
+//!
+//! A crash at any instant leaves the old file or the new one, never a torn one.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Replaces `path` with `contents`; the new file is 0600 on Unix.
+pub fn write(path: &Path, contents: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io("create a temporary file in", dir, &e))?;
+    tmp.write_all(contents)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| Error::io("write", tmp.path(), &e))?;
+    tmp.persist(path)
+        .map_err(|e| Error::io("replace", path, &e.error))?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Makes the rename itself durable. Best effort: some file systems refuse to fsync a directory.
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}

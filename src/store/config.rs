@@ -1,0 +1,438 @@
+//! `config.toml`: the contexts, keyed by organization id, and the `current` / `previous`
+//! pointers. Hand-editable; never holds a secret.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::Paths;
+use super::atomic;
+use super::lock::LockGuard;
+use crate::error::{Error, Result};
+
+/// The key of a session that belongs to no organization.
+pub const NO_ORG_KEY: &str = "_none";
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Config {
+    /// Key of the current context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<String>,
+    /// Key of the context that was current before, for `mycli switch -`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    /// Provider defaults for new logins.
+    #[serde(default, skip_serializing_if = "ProviderDefaults::is_empty")]
+    pub provider: ProviderDefaults,
+    #[serde(default)]
+    pub contexts: BTreeMap<String, Context>,
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ProviderDefaults {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ProviderKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The claim that names the organization in OIDC tokens (default `org_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_claim: Option<String>,
+}
+
+impl ProviderDefaults {
+    fn is_empty(&self) -> bool {
+        self.kind.is_none()
+            && self.issuer.is_none()
+            && self.client_id.is_none()
+            && self.org_claim.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Workos,
+    Oidc,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Workos => "workos",
+            ProviderKind::Oidc => "oidc",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Storage {
+    Keychain,
+    File,
+}
+
+impl Storage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Storage::Keychain => "keychain",
+            Storage::File => "file",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Authorization code with PKCE on a loopback redirect.
+    Pkce,
+    /// OAuth 2.0 Device Authorization Grant.
+    Device,
+}
+
+impl Method {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Method::Pkce => "the browser (PKCE)",
+            Method::Device => "a device code",
+        }
+    }
+}
+
+/// One signed-in session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Context {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization_name: Option<String>,
+    pub user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub provider: ProviderKind,
+    pub issuer: String,
+    pub client_id: String,
+    /// How the session was signed in.
+    pub method: Method,
+    /// Where the refresh token lives.
+    pub storage: Storage,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub needs_login: bool,
+    /// Expiry of the cached access token, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_expires_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_in_at: Option<String>,
+}
+
+impl Context {
+    /// The organization id of a context key (`None` for the no-organization session).
+    pub fn organization_id(key: &str) -> Option<&str> {
+        (key != NO_ORG_KEY).then_some(key)
+    }
+}
+
+/// Only the pointers, read without parsing the contexts (the hot path of `mycli token`).
+#[derive(Debug, Default, Deserialize)]
+pub struct Pointers {
+    pub current: Option<String>,
+}
+
+impl Config {
+    /// Reads `config.toml`; a missing file is an empty store.
+    pub fn load(paths: &Paths) -> Result<Config> {
+        let path = paths.config();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Config::parse(&text, &path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(e) => Err(Error::io("read", &path, &e)),
+        }
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            corrupt(path, line, e.message())
+        })?;
+        config.validate(text, path)?;
+        Ok(config)
+    }
+
+    /// Reads only the `current` pointer. Top-level keys must come before the first table in
+    /// TOML, so the prefix up to the first `[` line holds it; the contexts are not parsed.
+    pub fn read_current(paths: &Paths) -> Result<Option<String>> {
+        let path = paths.config();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("read", &path, &e)),
+        };
+        let prefix = top_level_prefix(&text);
+        match toml::from_str::<Pointers>(prefix) {
+            Ok(p) => Ok(p.current),
+            // Anything unusual: parse the whole file, which reports the line of the problem.
+            Err(_) => Ok(Config::parse(&text, &path)?.current),
+        }
+    }
+
+    fn validate(&self, text: &str, path: &Path) -> Result<()> {
+        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        for (key, ctx) in &self.contexts {
+            if let Err(why) = super::validate_name(&ctx.name) {
+                let line = find_line(text, &format!("name = \"{}\"", ctx.name));
+                return Err(corrupt(path, line, &format!("context {key:?}: {why}")));
+            }
+            if let Some(other) = seen.insert(&ctx.name, key) {
+                let line = find_line(text, &format!("name = \"{}\"", ctx.name));
+                return Err(corrupt(
+                    path,
+                    line,
+                    &format!(
+                        "contexts {other:?} and {key:?} have the same name {:?}",
+                        ctx.name
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds a context by name, then by organization id (key).
+    pub fn find(&self, query: &str) -> Option<(&str, &Context)> {
+        self.contexts
+            .iter()
+            .find(|(_, c)| c.name == query)
+            .or_else(|| self.contexts.get_key_value(query))
+            .map(|(k, c)| (k.as_str(), c))
+    }
+
+    /// Like `find`, but an unknown name is an error listing the known names.
+    pub fn resolve(&self, query: &str) -> Result<String> {
+        if let Some((key, _)) = self.find(query) {
+            return Ok(key.to_string());
+        }
+        Err(self.unknown(query))
+    }
+
+    pub fn unknown(&self, query: &str) -> Error {
+        let names: Vec<&str> = self.contexts.values().map(|c| c.name.as_str()).collect();
+        if names.is_empty() {
+            return Error::failure(format!("no context named {query:?}: there are no contexts"))
+                .with_hint("sign in with `mycli login --org ORG_ID`");
+        }
+        let suggestion = super::did_you_mean(query, &names);
+        let mut listed: Vec<&str> = names.iter().copied().take(10).collect();
+        listed.sort_unstable();
+        let more = if names.len() > 10 {
+            format!(" (and {} more)", names.len() - 10)
+        } else {
+            String::new()
+        };
+        let err = Error::failure(format!(
+            "no context named {query:?}; known contexts: {}{more}",
+            listed.join(", ")
+        ));
+        match suggestion {
+            Some(s) => err.with_hint(format!("did you mean `{s}`?")),
+            None => err.with_hint("`mycli contexts` lists them all"),
+        }
+    }
+
+    /// The key of the context a command works on: `--context` / `MYCLI_CONTEXT`, else current.
+    pub fn selected(&self, over: Option<&str>) -> Result<String> {
+        match over {
+            Some(name) => self.resolve(name),
+            None => match &self.current {
+                Some(key) if self.contexts.contains_key(key) => Ok(key.clone()),
+                Some(key) => Err(Error::failure(format!(
+                    "the current context {key:?} does not exist in the store"
+                ))
+                .with_hint("pick one with `mycli switch NAME` (`mycli contexts` lists them)")),
+                None => Err(no_current()),
+            },
+        }
+    }
+
+    /// A name not used by any other context: `base`, else `base-2`, `base-3`, ...
+    pub fn unique_name(&self, base: &str, key: &str) -> String {
+        let taken = |n: &str| self.contexts.iter().any(|(k, c)| k != key && c.name == n);
+        if !taken(base) {
+            return base.to_string();
+        }
+        (2..)
+            .map(|i| format!("{base}-{i}"))
+            .find(|n| !taken(n))
+            .unwrap_or_else(|| base.to_string())
+    }
+
+    /// Makes `key` current, remembering the old current one as previous.
+    pub fn set_current(&mut self, key: &str) {
+        if self.current.as_deref() != Some(key) {
+            self.previous = self.current.take();
+            self.current = Some(key.to_string());
+        }
+    }
+
+    /// Removes a context and any pointer to it.
+    pub fn remove(&mut self, key: &str) -> Option<Context> {
+        if self.current.as_deref() == Some(key) {
+            self.current = None;
+        }
+        if self.previous.as_deref() == Some(key) {
+            self.previous = None;
+        }
+        self.contexts.remove(key)
+    }
+
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(self)
+            .map_err(|e| Error::failure(format!("could not write the config: {e}")))
+    }
+}
+
+/// The error of `mycli current` (and friends) when no context is current.
+pub fn no_current() -> Error {
+    Error::failure("no context is current")
+        .with_hint("pick one with `mycli switch NAME`, or sign in with `mycli login --org ORG_ID`")
+}
+
+/// Holding this proves the config lock is held; only through it can the store be written.
+#[derive(Debug)]
+pub struct ConfigLock<'a> {
+    paths: &'a Paths,
+    _guard: LockGuard,
+}
+
+impl<'a> ConfigLock<'a> {
+    pub fn acquire(paths: &'a Paths) -> Result<ConfigLock<'a>> {
+        paths.ensure(Some(&paths.locks()))?;
+        let guard = LockGuard::acquire(&paths.locks().join("config.lock"), super::lock_wait())?;
+        Ok(ConfigLock {
+            paths,
+            _guard: guard,
+        })
+    }
+
+    /// Re-reads the store under the lock.
+    pub fn load(&self) -> Result<Config> {
+        Config::load(self.paths)
+    }
+
+    /// Atomically replaces `config.toml`.
+    pub fn save(&self, config: &Config) -> Result<()> {
+        let text = config.to_toml()?;
+        atomic::write(&self.paths.config(), text.as_bytes())
+    }
+}
+
+fn corrupt(path: &Path, line: Option<usize>, what: &str) -> Error {
+    let at = match line {
+        Some(n) => format!(", line {n}"),
+        None => String::new(),
+    };
+    let what = what.trim().trim_end_matches('.');
+    Error::failure(format!("{}{at}: {what}", path.display()))
+        .with_hint("fix the file by hand; mycli left it exactly as it was")
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+fn find_line(text: &str, needle: &str) -> Option<usize> {
+    text.lines().position(|l| l.trim() == needle).map(|i| i + 1)
+}
+
+/// The part of a TOML document before its first table header.
+fn top_level_prefix(text: &str) -> &str {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with('[') {
+            return &text[..offset];
+        }
+        offset += line.len();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"current = "org_acme"
+previous = "org_globex"
+
+[contexts.org_acme]
+name = "acme"
+user-id = "user_1"
+email = "a@example.com"
+provider = "workos"
+issuer = "https://api.workos.com"
+client-id = "client_1"
+method = "device"
+storage = "file"
+
+[contexts.org_globex]
+name = "globex"
+user-id = "user_1"
+provider = "oidc"
+issuer = "https://idp.example.com"
+client-id = "mycli"
+method = "pkce"
+storage = "keychain"
+needs-login = true
+"#;
+
+    #[test]
+    fn parses_and_round_trips() {
+        let c = Config::parse(SAMPLE, Path::new("config.toml")).unwrap();
+        assert_eq!(c.current.as_deref(), Some("org_acme"));
+        assert!(c.contexts["org_globex"].needs_login);
+        let again = Config::parse(&c.to_toml().unwrap(), Path::new("x")).unwrap();
+        assert_eq!(again.contexts.len(), 2);
+        assert_eq!(again.previous.as_deref(), Some("org_globex"));
+    }
+
+    #[test]
+    fn prefix_stops_at_first_table() {
+        assert_eq!(
+            top_level_prefix(SAMPLE),
+            "current = \"org_acme\"\nprevious = \"org_globex\"\n\n"
+        );
+        assert_eq!(top_level_prefix("current = \"a\""), "current = \"a\"");
+    }
+
+    #[test]
+    fn corrupt_file_names_the_line() {
+        let broken = SAMPLE.replace("method = \"pkce\"", "method = pkce");
+        let err = Config::parse(&broken, Path::new("/x/config.toml")).unwrap_err();
+        assert!(
+            err.message.starts_with("/x/config.toml, line 20:"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn duplicate_names_are_refused() {
+        let dup = SAMPLE.replace("name = \"globex\"", "name = \"acme\"");
+        let err = Config::parse(&dup, Path::new("c.toml")).unwrap_err();
+        assert!(err.message.contains("same name"), "{}", err.message);
+    }
+
+    #[test]
+    fn unique_names_get_a_suffix() {
+        let c = Config::parse(SAMPLE, Path::new("c")).unwrap();
+        assert_eq!(c.unique_name("acme", "org_new"), "acme-2");
+        assert_eq!(c.unique_name("acme", "org_acme"), "acme");
+        assert_eq!(c.unique_name("initech", "org_new"), "initech");
+    }
+}

@@ -1,0 +1,290 @@
+//! Where refresh tokens live: the OS keychain (service `mycli`) or, where no keychain
+//! answers or the user asks for it, `credentials.toml` (0600).
+//!
+//! Callers name a backend (`Storage`) and never see how it works. Every keychain call runs on
+//! its own thread under a timeout, because a locked keychain can wait forever for a prompt.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::lock::LockGuard;
+use super::{Paths, Storage, atomic};
+use crate::env;
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+
+/// The keychain service name.
+pub const SERVICE: &str = "mycli";
+
+/// What the user asked for (`MYCLI_CREDENTIAL_STORE`, `login --insecure-storage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preference {
+    /// The keychain, falling back to the file when no keychain answers.
+    Auto,
+    /// The keychain or an error.
+    Keychain,
+    /// The file.
+    File,
+}
+
+impl Preference {
+    pub fn from_env(insecure_storage: bool) -> Result<Preference> {
+        let from_env = match env::var(env::CREDENTIAL_STORE).as_deref() {
+            None | Some("auto") => Preference::Auto,
+            Some("keychain") => Preference::Keychain,
+            Some("file") => Preference::File,
+            Some(other) => {
+                return Err(Error::usage(format!(
+                    "{}={other:?} is not a credential store",
+                    env::CREDENTIAL_STORE
+                ))
+                .with_hint("use `keychain`, `file` or `auto`"));
+            }
+        };
+        if insecure_storage {
+            if from_env == Preference::Keychain {
+                return Err(Error::usage(format!(
+                    "--insecure-storage conflicts with {}=keychain",
+                    env::CREDENTIAL_STORE
+                )));
+            }
+            return Ok(Preference::File);
+        }
+        Ok(from_env)
+    }
+}
+
+/// Where a secret was saved, and why it is not in the keychain when it fell back.
+#[derive(Debug)]
+pub struct Saved {
+    pub storage: Storage,
+    pub fallback_reason: Option<String>,
+}
+
+pub struct Credentials<'a> {
+    paths: &'a Paths,
+}
+
+impl<'a> Credentials<'a> {
+    pub fn new(paths: &'a Paths) -> Self {
+        Credentials { paths }
+    }
+
+    /// Saves the refresh token of `key`. `Auto` tries the keychain first.
+    pub fn save(&self, key: &str, secret: &Secret, pref: Preference) -> Result<Saved> {
+        if pref == Preference::File {
+            self.file_save(key, secret)?;
+            return Ok(Saved {
+                storage: Storage::File,
+                fallback_reason: None,
+            });
+        }
+        let value = secret.clone();
+        match keychain(key, move |entry| entry.set_password(value.expose())) {
+            Ok(()) => {
+                // A secret left in the file from an earlier session must not linger.
+                self.file_delete(key)?;
+                Ok(Saved {
+                    storage: Storage::Keychain,
+                    fallback_reason: None,
+                })
+            }
+            Err(why) if pref == Preference::Auto => {
+                self.file_save(key, secret)?;
+                Ok(Saved {
+                    storage: Storage::File,
+                    fallback_reason: Some(why),
+                })
+            }
+            Err(why) => Err(Error::failure(format!(
+                "could not store the refresh token in the OS keychain: {why}"
+            ))
+            .with_hint(format!(
+                "unlock the keychain, or allow the file store: unset {} or set it to `file`",
+                env::CREDENTIAL_STORE
+            ))),
+        }
+    }
+
+    /// The refresh token of `key` in `storage`, `None` when there is none.
+    pub fn load(&self, key: &str, storage: Storage) -> Result<Option<Secret>> {
+        match storage {
+            Storage::File => Ok(self.file_read()?.remove(key).map(|e| e.refresh_token)),
+            Storage::Keychain => {
+                match keychain(key, |entry| match entry.get_password() {
+                    Ok(p) => Ok(Some(Secret::new(p))),
+                    Err(keyring_core::Error::NoEntry) => Ok(None),
+                    Err(e) => Err(e),
+                }) {
+                    Ok(s) => Ok(s),
+                    Err(why) => Err(Error::failure(format!(
+                        "could not read the refresh token from the OS keychain: {why}"
+                    ))
+                    .with_hint("unlock the keychain and try again")),
+                }
+            }
+        }
+    }
+
+    /// Removes the refresh token of `key` from `storage`; a missing one is fine.
+    pub fn delete(&self, key: &str, storage: Storage) -> Result<()> {
+        match storage {
+            Storage::File => self.file_delete(key),
+            Storage::Keychain => keychain(key, |entry| match entry.delete_credential() {
+                Ok(()) | Err(keyring_core::Error::NoEntry) => Ok(()),
+                Err(e) => Err(e),
+            })
+            .map_err(|why| {
+                Error::failure(format!(
+                    "could not remove the refresh token from the OS keychain: {why}"
+                ))
+            }),
+        }
+    }
+
+    fn file_read(&self) -> Result<BTreeMap<String, FileEntry>> {
+        let path = self.paths.credentials();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| {
+                let line = e
+                    .span()
+                    .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+                let at = line.map(|n| format!(", line {n}")).unwrap_or_default();
+                Error::failure(format!("{}{at}: {}", path.display(), e.message().trim()))
+                    .with_hint("fix the file by hand; mycli left it exactly as it was")
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(Error::io("read", &path, &e)),
+        }
+    }
+
+    fn file_update(
+        &self,
+        change: impl FnOnce(&mut BTreeMap<String, FileEntry>) -> bool,
+    ) -> Result<()> {
+        self.paths.ensure(Some(&self.paths.locks()))?;
+        let _lock = LockGuard::acquire(
+            &self.paths.locks().join("credentials.lock"),
+            super::lock_wait(),
+        )?;
+        let mut entries = self.file_read()?;
+        if !change(&mut entries) {
+            return Ok(());
+        }
+        let text = toml::to_string(&entries)
+            .map_err(|e| Error::failure(format!("could not write the credentials: {e}")))?;
+        atomic::write(&self.paths.credentials(), text.as_bytes())
+    }
+
+    fn file_save(&self, key: &str, secret: &Secret) -> Result<()> {
+        self.file_update(|entries| {
+            entries.insert(
+                key.to_string(),
+                FileEntry {
+                    refresh_token: secret.clone(),
+                },
+            );
+            true
+        })
+    }
+
+    fn file_delete(&self, key: &str) -> Result<()> {
+        if !self.paths.credentials().exists() {
+            return Ok(());
+        }
+        self.file_update(|entries| entries.remove(key).is_some())
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct FileEntry {
+    refresh_token: Secret,
+}
+
+/// How long one keychain call may take (`MYCLI_KEYCHAIN_TIMEOUT`, default 3 s, as gh).
+fn keychain_timeout() -> Duration {
+    env::seconds(env::KEYCHAIN_TIMEOUT, 3.0)
+}
+
+/// Runs one keychain operation on its own thread, bounded by the keychain timeout.
+/// The error is a plain sentence for the user.
+fn keychain<T, F>(key: &str, op: F) -> std::result::Result<T, String>
+where
+    T: Send + 'static,
+    F: FnOnce(&keyring_core::Entry) -> keyring_core::Result<T> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel();
+    let user = key.to_string();
+    let spawned = std::thread::Builder::new()
+        .name("keychain".into())
+        .spawn(move || {
+            let result = platform_store().and_then(|store| {
+                let entry = keyring_core::Entry::new_in_store(&store, SERVICE, &user)?;
+                op(&entry)
+            });
+            let _ = tx.send(result);
+        });
+    if spawned.is_err() {
+        return Err("could not start the keychain call".into());
+    }
+    let timeout = keychain_timeout();
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(describe(&e)),
+        Err(_) => Err(format!(
+            "the keychain did not answer within {} s (is it locked?)",
+            timeout.as_secs_f64()
+        )),
+    }
+}
+
+fn describe(err: &keyring_core::Error) -> String {
+    use keyring_core::Error as E;
+    match err {
+        E::NoStorageAccess(_) => "the keychain is locked or refused access".into(),
+        E::PlatformFailure(_) | E::NoDefaultStore => "no keychain answered".into(),
+        E::TooLong(..) => "the token is too long for the keychain".into(),
+        E::NoEntry => "no such entry".into(),
+        other => format!("keychain error: {other}"),
+    }
+}
+
+#[cfg(all(
+    unix,
+    not(any(target_os = "macos", target_os = "ios", target_os = "android"))
+))]
+fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
+    // Without a session bus there is no Secret Service: fail fast instead of waiting on it.
+    let bus_address = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|v| !v.is_empty());
+    let runtime_bus = std::env::var_os("XDG_RUNTIME_DIR")
+        .is_some_and(|dir| std::path::Path::new(&dir).join("bus").exists());
+    if !bus_address && !runtime_bus {
+        return Err(keyring_core::Error::NoDefaultStore);
+    }
+    let store: Arc<keyring_core::CredentialStore> =
+        zbus_secret_service_keyring_store::Store::new()?;
+    Ok(store)
+}
+
+#[cfg(target_os = "macos")]
+fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
+    let store: Arc<keyring_core::CredentialStore> =
+        apple_native_keyring_store::keychain::Store::new()?;
+    Ok(store)
+}
+
+#[cfg(target_os = "windows")]
+fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
+    let store: Arc<keyring_core::CredentialStore> = windows_native_keyring_store::Store::new()?;
+    Ok(store)
+}
+
+#[cfg(not(any(unix, target_os = "windows")))]
+fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
+    Err(keyring_core::Error::NoDefaultStore)
+}

@@ -1,0 +1,74 @@
+//! Exclusive locks on sidecar lock files, with a bounded wait.
+//!
+//! A lock file is never the file that gets replaced: an atomic rename swaps the inode, so a
+//! lock on the replaced file would guard nothing. The OS drops the lock when the holder dies,
+//! so a killed process never leaves the store locked.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// Proof that an exclusive lock is held; released on drop.
+#[derive(Debug)]
+pub struct LockGuard {
+    file: File,
+    path: PathBuf,
+}
+
+impl LockGuard {
+    /// Waits at most `wait` for the exclusive lock on `path`, creating the file if needed.
+    pub fn acquire(path: &Path, wait: Duration) -> Result<LockGuard> {
+        let mut options = OpenOptions::new();
+        options.create(true).truncate(false).read(true).write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options
+            .open(path)
+            .map_err(|e| Error::io("open the lock file", path, &e))?;
+        let deadline = Instant::now() + wait;
+        let mut pause = Duration::from_millis(2);
+        loop {
+            match file.try_lock() {
+                Ok(()) => {
+                    return Ok(LockGuard {
+                        file,
+                        path: path.to_path_buf(),
+                    });
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(Error::io("lock", path, &e));
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::failure(format!(
+                    "timed out after {} s waiting for the lock {}: another mycli process holds it",
+                    wait.as_secs_f64().round(),
+                    path.display()
+                ))
+                .with_hint(
+                    "wait for the other mycli command to finish; if it hangs, stop it \
+                     (the lock is released when its process ends)",
+                ));
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}

@@ -1,0 +1,61 @@
+//! The conversation on stderr: progress, prompts, warnings, errors. Never data, never secrets.
+
+#![allow(clippy::print_stderr)]
+
+use std::io::IsTerminal;
+
+use crate::env;
+use crate::error::Error;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Ui {
+    pub quiet: bool,
+    pub verbose: bool,
+    color: bool,
+}
+
+impl Ui {
+    pub fn new(quiet: bool, verbose: bool) -> Self {
+        let color = env::var(env::NO_COLOR).is_none() && std::io::stderr().is_terminal();
+        Ui {
+            quiet,
+            verbose,
+            color,
+        }
+    }
+
+    /// A line of conversation, silenced by `--quiet`.
+    pub fn say(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("{text}");
+        }
+    }
+
+    pub fn warn(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("{} {text}", self.paint("warning:", "33"));
+        }
+    }
+
+    /// A line of `--verbose` output.
+    pub fn debug(&self, text: &str) {
+        if self.verbose {
+            eprintln!("{}", self.paint(text, "2"));
+        }
+    }
+
+    pub fn error(&self, err: &Error) {
+        eprintln!("{} {}", self.paint("error:", "1;31"), err.message);
+        if let Some(hint) = &err.hint {
+            eprintln!("{} {hint}", self.paint("hint:", "1;36"));
+        }
+    }
+
+    fn paint(&self, text: &str, code: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
