@@ -97,10 +97,10 @@ pub struct LoginArgs {
     pub name: Option<String>,
 
     /// Use the device code flow (sign in on any device)
-    #[arg(long, conflicts_with_all = ["no_browser", "port"])]
+    #[arg(long)]
     pub device: bool,
 
-    /// Do not open a browser; print the sign-in URL instead
+    /// Do not open a browser; print the sign-in URL instead (with --device: the device page)
     #[arg(long)]
     pub no_browser: bool,
 

@@ -59,7 +59,7 @@ pub fn fresh_token(app: &App, key: &str, force: bool) -> Result<CachedToken> {
     let creds = Credentials::new(&app.paths);
     let Some(refresh_token) = creds.load(key, ctx.storage)? else {
         mark_needs_login(app, key)?;
-        return Err(needs_login(key, &ctx, "has no stored session"));
+        return Err(needs_login(key, &ctx, "has no stored refresh token"));
     };
     let provider_config = ProviderConfig::of_context(&ctx, &config.provider);
     let org = Context::organization_id(key).map(str::to_string);

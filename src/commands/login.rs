@@ -60,7 +60,7 @@ pub fn run(app: &App, args: LoginArgs) -> Result<()> {
 
     let flow = if args.device {
         Flow::Device {
-            open_browser: browser::availability().is_ok(),
+            open_browser: !args.no_browser && browser::availability().is_ok(),
         }
     } else if args.no_browser {
         Flow::Pkce {

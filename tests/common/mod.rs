@@ -1,0 +1,287 @@
+//! Test harness shared by the integration tests: a sandboxed config dir that runs the real
+//! `mycli` binary, and the test identity providers under `tests/idp/` as real HTTP servers.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mycli");
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// What one run of the binary produced.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn ok(&self) -> &Self {
+        assert_eq!(self.code, Some(0), "expected success: {self:#?}");
+        self
+    }
+
+    pub fn code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, Some(code), "expected exit {code}: {self:#?}");
+        self
+    }
+}
+
+/// A private HOME and config dir; commands run with a clean environment.
+pub struct Sandbox {
+    pub tmp: tempfile::TempDir,
+    pub config_dir: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let tmp = tempfile::tempdir().unwrap();
+        let config_dir = tmp.path().join("config");
+        Sandbox {
+            env: vec![
+                ("MYCLI_CONFIG_DIR".into(), config_dir.display().to_string()),
+                ("MYCLI_CREDENTIAL_STORE".into(), "file".into()),
+                ("MYCLI_HTTP_TIMEOUT".into(), "5".into()),
+            ],
+            tmp,
+            config_dir,
+        }
+    }
+
+    /// Sets (or replaces) an environment variable for every later command.
+    pub fn set(&mut self, key: &str, value: &str) -> &mut Self {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn unset(&mut self, key: &str) -> &mut Self {
+        self.env.retain(|(k, _)| k != key);
+        self
+    }
+
+    /// Points the sandbox at a test IdP (WorkOS dialect, client `client_test`).
+    pub fn use_idp(&mut self, idp: &Idp) -> &mut Self {
+        self.set("MYCLI_ISSUER", &idp.base);
+        self.set("MYCLI_CLIENT_ID", "client_test");
+        self
+    }
+
+    /// The real binary with only PATH, HOME and the sandbox's variables.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.tmp.path())
+            .env("LANG", "C.UTF-8")
+            .stdin(Stdio::null());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out = self.cmd().args(args).output().unwrap();
+        Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.config_dir.join(name)
+    }
+
+    pub fn write_config(&self, text: &str) {
+        std::fs::create_dir_all(&self.config_dir).unwrap();
+        std::fs::write(self.path("config.toml"), text).unwrap();
+    }
+
+    pub fn config_text(&self) -> String {
+        std::fs::read_to_string(self.path("config.toml")).unwrap_or_default()
+    }
+
+    pub fn config(&self) -> toml::Table {
+        toml::from_str(&self.config_text()).unwrap()
+    }
+
+    /// `contexts -o json`, parsed.
+    pub fn contexts_json(&self) -> Vec<Value> {
+        let run = self.run(&["contexts", "-o", "json"]);
+        run.ok();
+        serde_json::from_str::<Value>(&run.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// Writes a BROWSER program that fetches the URL like a browser that follows the IdP's
+    /// redirect to the loopback callback.
+    pub fn curl_browser(&self) -> PathBuf {
+        let path = self.tmp.path().join("browser.sh");
+        std::fs::write(
+            &path,
+            "#!/bin/sh\nexec curl -s -L --max-redirs 3 -o /dev/null \"$1\"\n",
+        )
+        .unwrap();
+        make_executable(&path);
+        path
+    }
+}
+
+pub fn make_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A context table for `config.toml`, as the README documents it.
+pub fn context_toml(key: &str, name: &str) -> String {
+    format!(
+        "[contexts.{key}]\nname = \"{name}\"\nuser-id = \"user_{name}\"\nemail = \"{name}@example.com\"\n\
+         provider = \"workos\"\nissuer = \"https://api.workos.com\"\nclient-id = \"client_test\"\n\
+         method = \"device\"\nstorage = \"file\"\n\n"
+    )
+}
+
+/// A running test IdP: `tests/idp/workos-idp.mjs` (WorkOS dialect at `base`, OIDC dialect at
+/// `base/oidc`), stopped on drop.
+pub struct Idp {
+    child: Child,
+    pub base: String,
+}
+
+impl Idp {
+    pub fn start() -> Idp {
+        Idp::spawn(
+            &[repo()
+                .join("tests/idp/workos-idp.mjs")
+                .display()
+                .to_string()],
+            &[],
+        )
+    }
+
+    /// panva's oidc-provider (`tests/idp/oidc-server.mjs`), issuer = `base`.
+    pub fn start_oidc_provider(env: &[(&str, &str)]) -> Idp {
+        let modules = repo().join("tests/idp/node_modules/oidc-provider");
+        assert!(
+            modules.exists(),
+            "tests/idp/node_modules is missing: run scripts/setup (or `npm ci --prefix tests/idp`)"
+        );
+        Idp::spawn(
+            &[repo()
+                .join("tests/idp/oidc-server.mjs")
+                .display()
+                .to_string()],
+            env,
+        )
+    }
+
+    fn spawn(args: &[String], env: &[(&str, &str)]) -> Idp {
+        let mut cmd = Command::new("node");
+        cmd.args(args)
+            .env("WORKOS_IDP_QUIET", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .spawn()
+            .expect("node must be installed to run the test IdP");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("listening ")
+            .unwrap_or_else(|| panic!("the test IdP did not start: {line:?}"))
+            .to_string();
+        Idp { child, base }
+    }
+
+    pub fn admin(&self, path: &str, body: Value) -> Value {
+        self.admin_status(path, body).1
+    }
+
+    /// POSTs JSON to an admin endpoint; the HTTP status and the parsed answer.
+    pub fn admin_status(&self, path: &str, body: Value) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        let mut resp = ureq::post(&url)
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .send_json(body)
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Approves the most recent pending device code as `email` (default alice), waiting up
+    /// to 10 s for one to appear.
+    pub fn approve_device(&self, body: Value) {
+        let approved = wait_for(Duration::from_secs(10), || {
+            self.admin_status("/__admin/device/approve", body.clone()).0 == 200
+        });
+        assert!(approved, "no device code to approve: {:#}", self.stats());
+    }
+
+    pub fn get(&self, path: &str) -> Value {
+        let url = format!("{}{path}", self.base);
+        let mut resp = ureq::get(&url).call().unwrap();
+        serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap()
+    }
+
+    pub fn scenario(&self, knobs: Value) {
+        self.admin("/__admin/scenario", knobs);
+    }
+
+    pub fn stats(&self) -> Value {
+        self.get("/__admin/stats")
+    }
+
+    /// Number of refresh grants that reached the token endpoint.
+    pub fn refreshes(&self) -> u64 {
+        self.stats()["grants"]["refresh_token"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `f` is true or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}

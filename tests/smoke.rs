@@ -1,0 +1,20 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+mod common;
+use common::*;
+
+#[test]
+fn device_login_against_the_workos_test_idp() {
+    let idp = Idp::start();
+    idp.scenario(serde_json::json!({"device_interval": 1}));
+    let mut sb = Sandbox::new();
+    sb.use_idp(&idp);
+    let mut child = sb
+        .cmd()
+        .args(["login", "--org", "org_acme", "--device"])
+        .spawn()
+        .unwrap();
+    idp.approve_device(serde_json::json!({}));
+    assert!(child.wait().unwrap().success());
+    let ctx = sb.contexts_json();
+    assert_eq!(ctx[0]["organization_id"], "org_acme");
+}
