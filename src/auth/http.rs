@@ -107,6 +107,30 @@ impl Http {
         self.send(url, request).await
     }
 
+    /// A form POST whose success body does not matter (RFC 7009 answers 200 with no body).
+    pub async fn post_form_status(
+        &self,
+        url: &str,
+        fields: &[(&str, &str)],
+    ) -> Result<std::result::Result<u16, IdpError>> {
+        if self.ui.verbose {
+            let shown: Vec<String> = fields
+                .iter()
+                .map(|(k, v)| format!("{k}={}", redact_value(k, v)))
+                .collect();
+            self.ui
+                .debug(&format!("> POST {} [{}]", redact_url(url), shown.join("&")));
+        }
+        let response = self
+            .client
+            .post(url)
+            .form(fields)
+            .send()
+            .await
+            .map_err(|e| self.transport(url, &e))?;
+        self.status_only(response).await
+    }
+
     /// A GET whose body does not matter; any 2xx or 3xx counts as success.
     pub async fn get_status(&self, url: &str) -> Result<std::result::Result<u16, IdpError>> {
         self.ui.debug(&format!("> GET {}", redact_url(url)));
@@ -116,6 +140,13 @@ impl Http {
             .send()
             .await
             .map_err(|e| self.transport(url, &e))?;
+        self.status_only(response).await
+    }
+
+    async fn status_only(
+        &self,
+        response: reqwest::Response,
+    ) -> Result<std::result::Result<u16, IdpError>> {
         let status = response.status().as_u16();
         self.ui.debug(&format!("< {status}"));
         if (200..400).contains(&status) {

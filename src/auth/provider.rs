@@ -529,13 +529,9 @@ impl Provider {
             ("token_type_hint", hint),
             ("client_id", self.config.client_id.as_str()),
         ];
-        match http.post_form::<Value>(url, &fields).await {
-            Ok(Reply::Ok(_)) => Ok(Ok(())),
-            Ok(Reply::Refused(err)) => Ok(Err(err)),
-            // RFC 7009 servers answer 200 with an empty body.
-            Err(e) if e.message.contains("JSON") => Ok(Ok(())),
-            Err(e) => Err(e),
-        }
+        http.post_form_status(url, &fields)
+            .await
+            .map(|r| r.map(|_| ()))
     }
 }
 
