@@ -90,10 +90,7 @@ impl<'a> ContextJson<'a> {
             storage: ctx.storage.as_str(),
             access_token_expires_at: ctx.access_token_expires_at.as_deref(),
             needs_login: ctx.needs_login,
-            method: match ctx.method {
-                crate::store::Method::Pkce => "pkce",
-                crate::store::Method::Device => "device",
-            },
+            method: ctx.method.as_str(),
             signed_in_at: ctx.signed_in_at.as_deref(),
         }
     }
@@ -115,30 +112,50 @@ pub fn state(ctx: &Context, now: i64) -> String {
     }
 }
 
-/// The kubectl-like table of `mycli contexts`.
+/// The kubectl-like table of `mycli contexts`: left-aligned columns three spaces apart, no
+/// trailing blanks.
 pub fn contexts_table(config: &Config, now: i64) -> String {
-    let mut table = comfy_table::Table::new();
-    table.load_style(comfy_table::presets::NOTHING);
-    table.set_content_arrangement(comfy_table::ContentArrangement::Disabled);
-    table.set_header(["CURRENT", "NAME", "ORGANIZATION", "USER", "STATE"]);
-    let mut rows: Vec<(&String, &Context)> = config.contexts.iter().collect();
-    rows.sort_by(|a, b| a.1.name.cmp(&b.1.name));
-    for (key, ctx) in rows {
+    let mut rows: Vec<[String; 5]> = Vec::with_capacity(config.contexts.len() + 1);
+    rows.push(["CURRENT", "NAME", "ORGANIZATION", "USER", "STATE"].map(String::from));
+    let mut contexts: Vec<(&String, &Context)> = config.contexts.iter().collect();
+    contexts.sort_unstable_by(|a, b| a.1.name.cmp(&b.1.name));
+    for (key, ctx) in contexts {
         let marker = if config.current.as_ref() == Some(key) {
             "*"
         } else {
             ""
         };
-        table.add_row([
-            marker,
-            &ctx.name,
-            Context::organization_id(key).unwrap_or("-"),
-            ctx.email.as_deref().unwrap_or(&ctx.user_id),
-            &state(ctx, now),
+        rows.push([
+            marker.to_string(),
+            ctx.name.clone(),
+            Context::organization_id(key).unwrap_or("-").to_string(),
+            ctx.email.clone().unwrap_or_else(|| ctx.user_id.clone()),
+            state(ctx, now),
         ]);
     }
-    for column in table.column_iter_mut() {
-        column.set_padding((0, 3));
+    render(&rows)
+}
+
+fn render<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
     }
-    table.trim_fmt()
+    let mut out = String::with_capacity(rows.len() * (widths.iter().sum::<usize>() + 3 * N));
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            line.push_str(cell);
+            if i + 1 < N {
+                let pad = widths[i] - cell.chars().count() + 3;
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out.pop();
+    out
 }

@@ -13,6 +13,12 @@ pub fn run(app: &App, args: RenameArgs) -> Result<()> {
             .say(&format!("Context {:?} already has that name.", args.new));
         return Ok(());
     }
+    if config.contexts.keys().any(|k| *k == args.new && *k != key) {
+        return Err(Error::failure(format!(
+            "{:?} is the organization id of another context; pick another name",
+            args.new
+        )));
+    }
     if config.contexts.values().any(|c| c.name == args.new) {
         return Err(
             Error::failure(format!("a context named {:?} already exists", args.new))

@@ -18,7 +18,7 @@ pub fn run(app: &App, args: SwitchArgs) -> Result<()> {
         config.resolve(&args.target)?
     };
     config.set_current(&key);
-    lock.save(&config)?;
+    lock.save_pointers(&config)?;
     drop(lock);
     let ctx = &config.contexts[&key];
     app.ui.say(&format!("Switched to context {:?}.", ctx.name));

@@ -1,5 +1,10 @@
-//! `config.toml`: the contexts, keyed by organization id, and the `current` / `previous`
-//! pointers. Hand-editable; never holds a secret.
+//! `config.toml`: the contexts, keyed by organization id; `current.toml`: the `current` and
+//! `previous` pointers. Both hand-editable; neither ever holds a secret.
+//!
+//! The pointers live in their own small file so that `mycli switch` rewrites (and fsyncs) a
+//! few bytes, not the whole store, and `mycli token` finds the current context without
+//! parsing the contexts. `cache/config.index` (see `index`) is a derived copy of `config.toml`
+//! that loads much faster than TOML, used only while `config.toml` is unchanged.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Paths;
 use super::atomic;
+use super::index::{self, Fingerprint};
 use super::lock::LockGuard;
 use crate::error::{Error, Result};
 
@@ -17,7 +23,8 @@ pub const NO_ORG_KEY: &str = "_none";
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Config {
-    /// Key of the current context.
+    /// Key of the current context (kept in `current.toml`; read from `config.toml` only when
+    /// there is no `current.toml`, as in a hand-written store).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current: Option<String>,
     /// Key of the context that was current before, for `mycli switch -`.
@@ -61,6 +68,14 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "workos" => Some(ProviderKind::Workos),
+            "oidc" => Some(ProviderKind::Oidc),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderKind::Workos => "workos",
@@ -77,6 +92,14 @@ pub enum Storage {
 }
 
 impl Storage {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "keychain" => Some(Storage::Keychain),
+            "file" => Some(Storage::File),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Storage::Keychain => "keychain",
@@ -95,6 +118,21 @@ pub enum Method {
 }
 
 impl Method {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pkce" => Some(Method::Pkce),
+            "device" => Some(Method::Device),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Pkce => "pkce",
+            Method::Device => "device",
+        }
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Method::Pkce => "the browser (PKCE)",
@@ -136,21 +174,60 @@ impl Context {
     }
 }
 
-/// Only the pointers, read without parsing the contexts (the hot path of `mycli token`).
-#[derive(Debug, Default, Deserialize)]
+/// `current.toml`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Pointers {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+}
+
+impl Pointers {
+    /// `current.toml`, or `None` when there is none.
+    fn read(paths: &Paths) -> Result<Option<Pointers>> {
+        let path = paths.pointers();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map(Some).map_err(|e| {
+                let line = e.span().map(|s| line_of(&text, s.start));
+                corrupt(&path, line, e.message())
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("read", &path, &e)),
+        }
+    }
 }
 
 impl Config {
-    /// Reads `config.toml`; a missing file is an empty store.
+    /// Reads the store: `config.toml` (through the index when it is current) and the pointers
+    /// of `current.toml`. A missing file is an empty store.
     pub fn load(paths: &Paths) -> Result<Config> {
-        let path = paths.config();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Config::parse(&text, &path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(e) => Err(Error::io("read", &path, &e)),
+        let mut config = Config::load_file(paths)?;
+        if let Some(p) = Pointers::read(paths)? {
+            config.current = p.current;
+            config.previous = p.previous;
         }
+        Ok(config)
+    }
+
+    fn load_file(paths: &Paths) -> Result<Config> {
+        let path = paths.config();
+        // The fingerprint is taken before the read: if the file changes in between, the index
+        // written below carries the old fingerprint and is never used.
+        let meta = match std::fs::metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => return Err(Error::io("read", &path, &e)),
+        };
+        let fingerprint = Fingerprint::of(&meta);
+        if let Some(config) = read_index(paths, fingerprint) {
+            return Ok(config);
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, &e))?;
+        let config = Config::parse(&text, &path)?;
+        write_index(paths, fingerprint, &config);
+        Ok(config)
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
@@ -162,9 +239,18 @@ impl Config {
         Ok(config)
     }
 
-    /// Reads only the `current` pointer. Top-level keys must come before the first table in
-    /// TOML, so the prefix up to the first `[` line holds it; the contexts are not parsed.
+    /// Reads only the `current` pointer, without parsing the contexts (the hot path of
+    /// `mycli token`). When `config.toml` changed since it was last parsed (its fingerprint no
+    /// longer matches the index), it is parsed now, so a broken store is reported, not ignored.
     pub fn read_current(paths: &Paths) -> Result<Option<String>> {
+        if let Some(p) = Pointers::read(paths)? {
+            if !index_is_current(paths)? {
+                Config::load_file(paths)?;
+            }
+            return Ok(p.current);
+        }
+        // A hand-written store may keep the pointer in config.toml. Top-level keys come before
+        // the first table in TOML, so the prefix up to the first `[` line holds it.
         let path = paths.config();
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
@@ -225,8 +311,9 @@ impl Config {
                 .with_hint("sign in with `mycli login --org ORG_ID`");
         }
         let suggestion = super::did_you_mean(query, &names);
-        let mut listed: Vec<&str> = names.iter().copied().take(10).collect();
+        let mut listed = names.clone();
         listed.sort_unstable();
+        listed.truncate(10);
         let more = if names.len() > 10 {
             format!(" (and {} more)", names.len() - 10)
         } else {
@@ -322,10 +409,72 @@ impl<'a> ConfigLock<'a> {
         Config::load(self.paths)
     }
 
-    /// Atomically replaces `config.toml`.
+    /// Atomically replaces `config.toml` and `current.toml`.
     pub fn save(&self, config: &Config) -> Result<()> {
-        let text = config.to_toml()?;
-        atomic::write(&self.paths.config(), text.as_bytes())
+        let mut file = config.clone();
+        file.current = None;
+        file.previous = None;
+        let text = file.to_toml()?;
+        // A crash between the two writes must lose nothing. Normally config.toml goes first,
+        // so the pointers never name a context that is not written yet. In a hand-written store
+        // whose pointers are still in config.toml, current.toml goes first, so that writing
+        // config.toml without them cannot drop their only copy.
+        let pointers_first = !self.paths.pointers().exists();
+        if pointers_first {
+            self.save_pointers(config)?;
+        }
+        let path = self.paths.config();
+        atomic::write(&path, text.as_bytes())?;
+        if let Ok(meta) = std::fs::metadata(&path) {
+            write_index(self.paths, Fingerprint::of(&meta), &file);
+        }
+        if !pointers_first {
+            self.save_pointers(config)?;
+        }
+        Ok(())
+    }
+
+    /// Atomically replaces `current.toml` alone (`mycli switch`).
+    pub fn save_pointers(&self, config: &Config) -> Result<()> {
+        let pointers = Pointers {
+            current: config.current.clone(),
+            previous: config.previous.clone(),
+        };
+        let text = toml::to_string(&pointers)
+            .map_err(|e| Error::failure(format!("could not write the pointers: {e}")))?;
+        atomic::write(&self.paths.pointers(), text.as_bytes())
+    }
+}
+
+/// Whether the index was built from `config.toml` as it is now (true when there is no
+/// `config.toml`). Reads only the index's first line.
+fn index_is_current(paths: &Paths) -> Result<bool> {
+    use std::io::Read;
+    let meta = match std::fs::metadata(paths.config()) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(Error::io("read", &paths.config(), &e)),
+    };
+    let mut head = [0u8; 160];
+    let Ok(mut file) = std::fs::File::open(paths.index()) else {
+        return Ok(false);
+    };
+    let n = file.read(&mut head).unwrap_or(0);
+    Ok(index::header_matches(&head[..n], Fingerprint::of(&meta)))
+}
+
+fn read_index(paths: &Paths, fingerprint: Fingerprint) -> Option<Config> {
+    let text = std::fs::read_to_string(paths.index()).ok()?;
+    index::decode(&text, fingerprint)
+}
+
+/// Best effort: the index is derived data, rebuilt whenever it is missing or stale.
+fn write_index(paths: &Paths, fingerprint: Fingerprint, config: &Config) {
+    if paths.ensure(Some(&paths.cache())).is_ok() {
+        let _ = atomic::write_unsynced(
+            &paths.index(),
+            index::encode(fingerprint, config).as_bytes(),
+        );
     }
 }
 

@@ -5,6 +5,7 @@ pub mod atomic;
 pub mod cache;
 pub mod config;
 pub mod credentials;
+pub mod index;
 pub mod lock;
 pub mod paths;
 

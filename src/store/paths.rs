@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! <config dir>/            0700
-//!   config.toml            contexts, `current` / `previous` pointers, `[provider]` defaults
+//!   config.toml            contexts and `[provider]` defaults
+//!   current.toml           the `current` and `previous` pointers
+//!   cache/config.index     derived copy of config.toml for fast loading
 //!   credentials.toml       0600, refresh tokens of contexts stored in the file backend
 //!   tokens/<key>.json      0600, cached access token and its expiry, one file per context
 //!   locks/config.lock      sidecar lock for read-modify-write of config.toml
@@ -50,6 +52,18 @@ impl Paths {
 
     pub fn config(&self) -> PathBuf {
         self.dir.join("config.toml")
+    }
+
+    pub fn pointers(&self) -> PathBuf {
+        self.dir.join("current.toml")
+    }
+
+    pub fn cache(&self) -> PathBuf {
+        self.dir.join("cache")
+    }
+
+    pub fn index(&self) -> PathBuf {
+        self.cache().join("config.index")
     }
 
     pub fn credentials(&self) -> PathBuf {

@@ -1,0 +1,1 @@
+complete --keep-order --exclusive --command mycli --arguments "(COMPLETE=fish mycli -- (commandline --current-process --tokenize --cut-at-cursor) (commandline --current-token))"
