@@ -33,9 +33,8 @@ fn keyring() -> Option<MutexGuard<'static, ()>> {
         return None;
     }
     let guard = KEYRING.lock().unwrap_or_else(|e| e.into_inner());
-    for key in ["org_acme", "org_globex"] {
-        let _ = secret_tool(&["clear", "service", "mycli", "username", key]);
-    }
+    // The test keyring is private to this run (scripts/with-keyring): start it empty.
+    let _ = secret_tool(&["clear", "service", "mycli"]);
     Some(guard)
 }
 
@@ -102,9 +101,18 @@ fn secret_tool(args: &[&str]) -> std::process::Output {
     cmd.output().expect("secret-tool must be installed")
 }
 
+/// The keychain account mycli uses: the context key and the canonical config dir.
+fn account(sb: &Sandbox, key: &str) -> String {
+    let dir = sb
+        .config_dir
+        .canonicalize()
+        .unwrap_or(sb.config_dir.clone());
+    format!("{key} ({})", dir.display())
+}
+
 /// The secret stored for `key` under service `mycli`, as `secret-tool` finds it.
-fn keychain_secret(key: &str) -> Option<String> {
-    let out = secret_tool(&["lookup", "service", "mycli", "username", key]);
+fn keychain_secret(sb: &Sandbox, key: &str) -> Option<String> {
+    let out = secret_tool(&["lookup", "service", "mycli", "username", &account(sb, key)]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     (out.status.success() && !text.is_empty()).then_some(text)
 }
@@ -222,10 +230,13 @@ fn keychain_lifecycle(store: Option<&str>) {
     let listing = String::from_utf8_lossy(&search.stdout).into_owned()
         + &String::from_utf8_lossy(&search.stderr);
     assert!(
-        listing.contains("attribute.username = org_acme"),
+        listing.contains(&format!(
+            "attribute.username = {}",
+            account(&sb, "org_acme")
+        )),
         "{listing}"
     );
-    let rt0 = keychain_secret("org_acme").expect("the keychain holds the refresh token");
+    let rt0 = keychain_secret(&sb, "org_acme").expect("the keychain holds the refresh token");
     assert_secrets_only_where_they_belong(&sb, "org_acme", &rt0);
     assert_no_secret_in(&run, &[&rt0]);
 
@@ -237,7 +248,7 @@ fn keychain_lifecycle(store: Option<&str>) {
         token.stdout,
         format!("{}\n", cached_access_token(&sb, "org_acme"))
     );
-    let rt1 = keychain_secret("org_acme").expect("still in the keychain");
+    let rt1 = keychain_secret(&sb, "org_acme").expect("still in the keychain");
     assert_ne!(
         rt1, rt0,
         "the rotated refresh token is saved in the keychain"
@@ -250,7 +261,7 @@ fn keychain_lifecycle(store: Option<&str>) {
 
     let refresh = sb.run(&["refresh"]);
     refresh.ok();
-    let rt2 = keychain_secret("org_acme").expect("still in the keychain");
+    let rt2 = keychain_secret(&sb, "org_acme").expect("still in the keychain");
     assert_ne!(rt2, rt1);
     assert_secrets_only_where_they_belong(&sb, "org_acme", &rt2);
     assert_no_secret_in(&refresh, &[&rt0, &rt1, &rt2]);
@@ -262,7 +273,11 @@ fn keychain_lifecycle(store: Option<&str>) {
         logout.stderr.contains("was ended at the identity provider"),
         "{logout:#?}"
     );
-    assert_eq!(keychain_secret("org_acme"), None, "logout leaves the item");
+    assert_eq!(
+        keychain_secret(&sb, "org_acme"),
+        None,
+        "logout leaves the item"
+    );
     assert_eq!(idp.stats()["logouts"], 1);
     assert!(sb.contexts_json().is_empty());
     assert_no_secret_in(&logout, &[&rt0, &rt1, &rt2]);
@@ -446,7 +461,7 @@ fn a_locked_keychain_gives_a_bounded_clear_error() {
     sb.set("MYCLI_KEYCHAIN_TIMEOUT", "2");
     login(&sb, &idp, &["--org", "org_acme", "--name", "acme"]).ok();
     assert_eq!(context_json(&sb, "org_acme")["storage"], "keychain");
-    let rt = keychain_secret("org_acme").unwrap();
+    let rt = keychain_secret(&sb, "org_acme").unwrap();
     make_stale(&sb, "org_acme");
 
     let locked = Locked::lock();
@@ -479,13 +494,13 @@ fn a_locked_keychain_gives_a_bounded_clear_error() {
     drop(locked);
 
     // Unlocked again: the kept secret refreshes.
-    assert_eq!(keychain_secret("org_acme"), Some(rt.clone()));
+    assert_eq!(keychain_secret(&sb, "org_acme"), Some(rt.clone()));
     let run = sb.run(&["token"]);
     run.ok();
     assert_eq!(idp.refreshes(), 1);
-    assert_ne!(keychain_secret("org_acme"), Some(rt));
+    assert_ne!(keychain_secret(&sb, "org_acme"), Some(rt));
     sb.run(&["logout"]).ok();
-    assert_eq!(keychain_secret("org_acme"), None);
+    assert_eq!(keychain_secret(&sb, "org_acme"), None);
 }
 
 #[test]

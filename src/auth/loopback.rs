@@ -192,9 +192,26 @@ async fn serve(mut stream: TcpStream, expected: &Expected) -> Option<Callback> {
                 super::http::clean(&description)
             )
         };
+        let hint = match error.as_str() {
+            "access_denied" => {
+                "the sign-in was cancelled or denied; run `mycli login` again to retry"
+            }
+            "organization_invalid" | "invalid_connection_selector" | "connection_invalid" => {
+                "check the --org value and that your account belongs to that organization"
+            }
+            "invalid_scope"
+            | "unauthorized_client"
+            | "invalid_request"
+            | "unsupported_response_type" => {
+                "the client is not set up for this sign-in at the identity provider; check --client-id"
+            }
+            _ => {
+                "run `mycli login` again; if it keeps failing, ask your identity provider's administrator"
+            }
+        };
         return Some(Callback::Error(
             Error::failure(format!("the identity provider refused the sign-in: {text}"))
-                .with_hint("check that your account belongs to that organization, then run `mycli login` again"),
+                .with_hint(hint),
         ));
     }
     match params.code {

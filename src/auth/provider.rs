@@ -481,12 +481,20 @@ impl Provider {
             ));
         }
         if let Some(expected) = nonce
-            && let Some(got) = c.get("nonce").and_then(Value::as_str)
-            && got != expected.expose()
+            && c.get("nonce").and_then(Value::as_str) != Some(expected.expose())
         {
             return Err(Error::failure(
-                "the ID token's nonce does not match this sign-in; refusing it",
+                "the ID token does not carry this sign-in's nonce; refusing it",
             ));
+        }
+        let skew = 300;
+        if let Some(exp) = c.get("exp").and_then(Value::as_f64)
+            && (exp as i64) + skew < time::now()
+        {
+            return Err(
+                Error::failure("the ID token has already expired; refusing it")
+                    .with_hint("check that this machine's clock is right"),
+            );
         }
         Ok(())
     }

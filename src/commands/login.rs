@@ -80,6 +80,9 @@ pub fn run(app: &App, args: LoginArgs) -> Result<()> {
         }
     };
 
+    if pref == Preference::Keychain {
+        Credentials::new(&app.paths).probe_keychain()?;
+    }
     let http = Http::new(app.ui)?;
     let org = args.org.as_deref();
     let (session, method) = auth::block_on(async {

@@ -46,7 +46,13 @@ fn logout_one(app: &App, config: &Config, key: &str) -> Result<()> {
     let refresh_token = creds.load(key, ctx.storage).unwrap_or(None);
     let cached = cache::read(&app.paths, key);
 
-    let server_end = end_at_idp(app, config, ctx, refresh_token.as_ref(), cached.as_ref())?;
+    // A context marked as needing login was already ended by the IdP (its refresh token was
+    // refused); there is nothing left to end there.
+    let server_end = if ctx.needs_login {
+        Ok(())
+    } else {
+        end_at_idp(app, config, ctx, refresh_token.as_ref(), cached.as_ref())?
+    };
 
     let removed_secret = creds.delete(key, ctx.storage);
     cache::remove(&app.paths, key);
@@ -57,6 +63,10 @@ fn logout_one(app: &App, config: &Config, key: &str) -> Result<()> {
     drop(lock);
 
     match server_end {
+        Ok(()) if ctx.needs_login => app.ui.say(&format!(
+            "Logged out of {:?}: the identity provider had already ended the session; removed here.",
+            ctx.name
+        )),
         Ok(()) => app.ui.say(&format!(
             "Logged out of {:?}: the session was ended at the identity provider and removed here.",
             ctx.name

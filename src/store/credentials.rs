@@ -84,7 +84,9 @@ impl<'a> Credentials<'a> {
             });
         }
         let value = secret.clone();
-        match keychain(key, move |entry| entry.set_password(value.expose())) {
+        match keychain(&self.account(key), move |entry| {
+            entry.set_password(value.expose())
+        }) {
             Ok(()) => {
                 // A secret left in the file from an earlier session must not linger.
                 self.file_delete(key)?;
@@ -115,7 +117,7 @@ impl<'a> Credentials<'a> {
         match storage {
             Storage::File => Ok(self.file_read()?.remove(key).map(|e| e.refresh_token)),
             Storage::Keychain => {
-                match keychain(key, |entry| match entry.get_password() {
+                match keychain(&self.account(key), |entry| match entry.get_password() {
                     Ok(p) => Ok(Some(Secret::new(p))),
                     Err(keyring_core::Error::NoEntry) => Ok(None),
                     Err(e) => Err(e),
@@ -134,9 +136,11 @@ impl<'a> Credentials<'a> {
     pub fn delete(&self, key: &str, storage: Storage) -> Result<()> {
         match storage {
             Storage::File => self.file_delete(key),
-            Storage::Keychain => keychain(key, |entry| match entry.delete_credential() {
-                Ok(()) | Err(keyring_core::Error::NoEntry) => Ok(()),
-                Err(e) => Err(e),
+            Storage::Keychain => keychain(&self.account(key), |entry| {
+                match entry.delete_credential() {
+                    Ok(()) | Err(keyring_core::Error::NoEntry) => Ok(()),
+                    Err(e) => Err(e),
+                }
             })
             .map_err(|why| {
                 Error::failure(format!(
@@ -144,6 +148,28 @@ impl<'a> Credentials<'a> {
                 ))
             }),
         }
+    }
+
+    /// The keychain account of a context: its key and the store it belongs to, so that two
+    /// config dirs signed in to the same organization never overwrite each other's secret.
+    pub fn account(&self, key: &str) -> String {
+        let dir = std::fs::canonicalize(&self.paths.dir).unwrap_or_else(|_| self.paths.dir.clone());
+        format!("{key} ({})", dir.display())
+    }
+
+    /// Fails early when the keychain cannot be used, so a login that must store its secret
+    /// there is refused before the user signs in.
+    pub fn probe_keychain(&self) -> Result<()> {
+        keychain("probe", |entry| match entry.get_password() {
+            Ok(_) | Err(keyring_core::Error::NoEntry) => Ok(()),
+            Err(e) => Err(e),
+        })
+        .map_err(|why| {
+            Error::failure(format!("the OS keychain cannot be used: {why}")).with_hint(format!(
+                "unlock the keychain, or allow the file store: unset {} or set it to `file`",
+                env::CREDENTIAL_STORE
+            ))
+        })
     }
 
     fn file_read(&self) -> Result<BTreeMap<String, FileEntry>> {
@@ -213,13 +239,13 @@ fn keychain_timeout() -> Duration {
 
 /// Runs one keychain operation on its own thread, bounded by the keychain timeout.
 /// The error is a plain sentence for the user.
-fn keychain<T, F>(key: &str, op: F) -> std::result::Result<T, String>
+fn keychain<T, F>(account: &str, op: F) -> std::result::Result<T, String>
 where
     T: Send + 'static,
     F: FnOnce(&keyring_core::Entry) -> keyring_core::Result<T> + Send + 'static,
 {
     let (tx, rx) = mpsc::channel();
-    let user = key.to_string();
+    let user = account.to_string();
     let spawned = std::thread::Builder::new()
         .name("keychain".into())
         .spawn(move || {

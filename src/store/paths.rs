@@ -9,7 +9,7 @@
 //!   tokens/<key>.json      0600, cached access token and its expiry, one file per context
 //!   locks/config.lock      sidecar lock for read-modify-write of config.toml
 //!   locks/credentials.lock sidecar lock for credentials.toml
-//!   locks/<key>.lock       held across a context's refresh
+//!   locks/context-<key>.lock  held across a context's refresh
 //! ```
 
 use std::path::{Path, PathBuf};
