@@ -15,8 +15,6 @@ pub enum Kind {
     Usage,
     /// Exit 4: the selected context needs `mycli login`.
     NeedsLogin,
-    /// Exit 130: Ctrl-C.
-    Interrupted,
     /// Exit 0, silently: stdout was closed by the reader (`mycli contexts | head -1`).
     BrokenPipe,
 }
@@ -27,7 +25,6 @@ impl Kind {
             Kind::Failure => 1,
             Kind::Usage => 2,
             Kind::NeedsLogin => 4,
-            Kind::Interrupted => 130,
             Kind::BrokenPipe => 0,
         }
     }
@@ -62,10 +59,6 @@ impl Error {
 
     pub fn needs_login(message: impl Into<String>) -> Self {
         Error::new(Kind::NeedsLogin, message)
-    }
-
-    pub fn interrupted() -> Self {
-        Error::new(Kind::Interrupted, "interrupted")
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {

@@ -30,13 +30,28 @@ pub struct App {
     pub output: Option<OutputFormat>,
 }
 
+/// Ctrl-C at any point ends the process at once with exit code 130 (spec §4). Every write is an
+/// atomic rename and every lock is released by the OS, so the store is never half-changed, and
+/// the loopback port closes with the process.
+pub fn exit_130_on_ctrl_c() {
+    #[cfg(unix)]
+    {
+        let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let _ = signal_hook::flag::register_conditional_shutdown(
+            signal_hook::consts::SIGINT,
+            130,
+            armed,
+        );
+    }
+}
+
 /// Runs one parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> u8 {
     let ui = Ui::new(cli.quiet, cli.verbose);
     match dispatch(cli, ui) {
         Ok(()) => 0,
         Err(err) => {
-            if err.kind != Kind::BrokenPipe && err.kind != Kind::Interrupted {
+            if err.kind != Kind::BrokenPipe {
                 ui.error(&err);
             }
             err.kind.exit_code()

@@ -31,6 +31,11 @@ pub fn availability() -> Result<(), &'static str> {
 /// Opens `url` with `BROWSER` (a `:`-separated list of commands; `%s` stands for the URL,
 /// else it is appended), or the platform's opener. The browser's output never reaches ours.
 pub fn open(url: &str) -> Result<(), String> {
+    // Only web pages: a hostile IdP must not make mycli open `file:` or other handlers.
+    match url::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "https" | "http") => {}
+        _ => return Err("not an http(s) URL".into()),
+    }
     if let Some(browsers) = env::var(env::BROWSER) {
         let mut last = String::new();
         for cmd in browsers.split(':').filter(|c| !c.trim().is_empty()) {

@@ -72,6 +72,10 @@ impl Http {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
+            // Servers close idle keep-alive connections (Node and Apache after 5 s). A device
+            // poll every 5 s reusing one races that close and fails the sign-in, so only
+            // connections idle for less than 2 s are reused.
+            .pool_idle_timeout(Duration::from_secs(2))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("mycli/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -152,7 +156,11 @@ impl Http {
         if (200..400).contains(&status) {
             return Ok(Ok(status));
         }
-        let body = response.bytes().await.unwrap_or_default();
+        let body = read_capped(response)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         Ok(Err(idp_error(status, value)))
     }
@@ -173,11 +181,17 @@ impl Http {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("html"));
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport(url, &e))?;
         let host = host_of(url);
+        let body = match read_capped(response).await {
+            Ok(Some(body)) => body,
+            Ok(None) => {
+                return Err(Error::failure(format!(
+                    "{host} sent an answer larger than {} KiB; refusing it",
+                    MAX_BODY / 1024
+                )));
+            }
+            Err(e) => return Err(self.transport(url, &e)),
+        };
         let looks_html = html || body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<');
 
         if (200..300).contains(&status) {
@@ -259,6 +273,22 @@ impl Http {
                 .with_hint("check your network connection and try again")
         }
     }
+}
+
+/// The most mycli reads of one answer: IdP answers are small, and a hostile or broken server
+/// must not make mycli buffer without bound.
+const MAX_BODY: usize = 1024 * 1024;
+
+/// The body, or `None` when it is larger than `MAX_BODY`.
+async fn read_capped(mut response: reqwest::Response) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 fn issuer_hint() -> String {

@@ -19,19 +19,14 @@ pub use provider::{Provider, ProviderConfig, Session};
 
 use crate::error::{Error, Result};
 
-/// Runs a future on a fresh single-threaded runtime; Ctrl-C ends it with exit 130 and
-/// drops whatever it held (the loopback port, open connections).
+/// Runs a future on a fresh single-threaded runtime (Ctrl-C is handled for the whole
+/// process: see `exit_130_on_ctrl_c`).
 pub fn block_on<T>(future: impl Future<Output = Result<T>>) -> Result<T> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::failure(format!("could not start the async runtime: {e}")))?;
-    runtime.block_on(async {
-        tokio::select! {
-            result = future => result,
-            _ = tokio::signal::ctrl_c() => Err(Error::interrupted()),
-        }
-    })
+    runtime.block_on(future)
 }
 
 /// The claims of a JWT, read without checking its signature: only used to learn the expiry,

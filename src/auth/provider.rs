@@ -448,14 +448,16 @@ impl Provider {
                 "the provider's answer does not say who signed in (no user id)",
             ));
         }
+        // Everything stored from the IdP is printed later: no control characters.
+        let clean = |s: String| http::clean(&s);
         Ok(Session {
             access_token: resp.access_token,
             refresh_token: resp.refresh_token,
             expires_at,
             organization_id,
-            organization_name: claim("org_name"),
-            user_id,
-            email,
+            organization_name: claim("org_name").map(clean),
+            user_id: clean(user_id),
+            email: email.map(clean),
         })
     }
 

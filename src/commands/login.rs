@@ -176,7 +176,8 @@ async fn sign_in_device(
     let auth = provider.device_start(http, org).await?;
     app.ui.say(&format!(
         "To sign in, open {} and enter the code: {}",
-        auth.verification_uri, auth.user_code
+        auth::http::clean(&auth.verification_uri),
+        auth::http::clean(&auth.user_code)
     ));
     if open_browser {
         let target = auth

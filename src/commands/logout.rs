@@ -122,10 +122,5 @@ fn end_at_idp(
             },
         })
     });
-    match outcome {
-        Ok(result) => Ok(result),
-        // Ctrl-C leaves the store untouched.
-        Err(e) if e.kind == crate::error::Kind::Interrupted => Err(e),
-        Err(e) => Ok(Err(e.message)),
-    }
+    Ok(outcome.unwrap_or_else(|e| Err(e.message)))
 }
