@@ -27,10 +27,16 @@ pub fn block(text: &str) -> Result<()> {
         .map_err(stdout_error)
 }
 
+/// Pretty JSON, streamed to stdout (10,000 contexts never sit in memory as one string).
 pub fn json<T: Serialize>(value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| Error::failure(format!("could not render JSON: {e}")))?;
-    line(&text)
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut out, value).map_err(|e| match e.io_error_kind() {
+        Some(kind) => stdout_error(std::io::Error::from(kind)),
+        None => Error::failure(format!("could not render JSON: {e}")),
+    })?;
+    writeln!(out)
+        .and_then(|()| out.flush())
+        .map_err(stdout_error)
 }
 
 fn stdout_error(e: std::io::Error) -> Error {
@@ -112,50 +118,45 @@ pub fn state(ctx: &Context, now: i64) -> String {
     }
 }
 
-/// The kubectl-like table of `mycli contexts`: left-aligned columns three spaces apart, no
-/// trailing blanks.
-pub fn contexts_table(config: &Config, now: i64) -> String {
-    let mut rows: Vec<[String; 5]> = Vec::with_capacity(config.contexts.len() + 1);
-    rows.push(["CURRENT", "NAME", "ORGANIZATION", "USER", "STATE"].map(String::from));
+/// Prints the kubectl-like table of `mycli contexts`: left-aligned columns three spaces apart,
+/// no trailing blanks, sorted by name. Streamed, borrowing from the store.
+pub fn contexts_table(config: &Config, now: i64) -> Result<()> {
     let mut contexts: Vec<(&String, &Context)> = config.contexts.iter().collect();
     contexts.sort_unstable_by(|a, b| a.1.name.cmp(&b.1.name));
-    for (key, ctx) in contexts {
-        let marker = if config.current.as_ref() == Some(key) {
-            "*"
-        } else {
-            ""
-        };
-        rows.push([
-            marker.to_string(),
-            ctx.name.clone(),
-            Context::organization_id(key).unwrap_or("-").to_string(),
-            ctx.email.clone().unwrap_or_else(|| ctx.user_id.clone()),
-            state(ctx, now),
-        ]);
-    }
-    render(&rows)
-}
-
-fn render<const N: usize>(rows: &[[String; N]]) -> String {
-    let mut widths = [0usize; N];
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
+    let states: Vec<String> = contexts.iter().map(|(_, c)| state(c, now)).collect();
+    let row = |i: usize| -> [&str; 5] {
+        let (key, ctx) = contexts[i];
+        [
+            if config.current.as_ref() == Some(key) {
+                "*"
+            } else {
+                ""
+            },
+            &ctx.name,
+            Context::organization_id(key).unwrap_or("-"),
+            ctx.email.as_deref().unwrap_or(&ctx.user_id),
+            &states[i],
+        ]
+    };
+    const HEADER: [&str; 5] = ["CURRENT", "NAME", "ORGANIZATION", "USER", "STATE"];
+    let mut widths = HEADER.map(|h| h.chars().count());
+    for i in 0..contexts.len() {
+        for (w, cell) in widths.iter_mut().zip(row(i)) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let mut out = String::with_capacity(rows.len() * (widths.iter().sum::<usize>() + 3 * N));
-    for row in rows {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let mut line = String::new();
+    for cells in std::iter::once(HEADER).chain((0..contexts.len()).map(row)) {
+        line.clear();
+        for (i, cell) in cells.iter().enumerate() {
             line.push_str(cell);
-            if i + 1 < N {
+            if i + 1 < cells.len() {
                 let pad = widths[i] - cell.chars().count() + 3;
                 line.extend(std::iter::repeat_n(' ', pad));
             }
         }
-        out.push_str(line.trim_end());
-        out.push('\n');
+        writeln!(out, "{}", line.trim_end()).map_err(stdout_error)?;
     }
-    out.pop();
-    out
+    out.flush().map_err(stdout_error)
 }

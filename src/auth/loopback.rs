@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::secret::Secret;
@@ -16,7 +16,8 @@ use crate::secret::Secret;
 const MAX_HEAD: usize = 8 * 1024;
 /// How long one connection may take to send its request head.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections served at once (each bounded by READ_TIMEOUT and MAX_HEAD); more are closed.
+/// Connections served at once (each bounded by READ_TIMEOUT and MAX_HEAD); beyond that, the
+/// oldest is closed to make room.
 const MAX_CONNECTIONS: usize = 256;
 
 pub struct Loopback {
@@ -62,7 +63,10 @@ impl Loopback {
     /// dropped on return, releasing the port.
     pub async fn wait(self, state: &Secret, issuer: &str, timeout: Duration) -> Result<Secret> {
         let (tx, mut rx) = mpsc::channel::<Callback>(1);
-        let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        // Connections being served, oldest first. When every slot is taken the oldest is
+        // closed: a browser sends its request at once, so the oldest is the likeliest to be
+        // stalling, and a flood of stalled connections cannot lock the real callback out.
+        let mut open = std::collections::VecDeque::<tokio::task::AbortHandle>::new();
         let expected = Arc::new(Expected {
             state: state.clone(),
             issuer: issuer.to_string(),
@@ -78,18 +82,20 @@ impl Loopback {
                 },
                 accepted = self.listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
-                    let Ok(permit) = limit.clone().try_acquire_owned() else {
-                        drop(stream);
-                        continue;
-                    };
+                    while tasks.try_join_next().is_some() {}
+                    open.retain(|task| !task.is_finished());
+                    if open.len() >= MAX_CONNECTIONS
+                        && let Some(oldest) = open.pop_front()
+                    {
+                        oldest.abort();
+                    }
                     let tx = tx.clone();
                     let expected = expected.clone();
-                    tasks.spawn(async move {
-                        let _permit = permit;
+                    open.push_back(tasks.spawn(async move {
                         if let Some(cb) = serve(stream, &expected).await {
                             let _ = tx.send(cb).await;
                         }
-                    });
+                    }));
                 }
                 () = &mut deadline => break Err(Error::failure(format!(
                     "no sign-in arrived within {} s", timeout.as_secs()

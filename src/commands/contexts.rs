@@ -33,7 +33,7 @@ pub fn run(app: &App) -> Result<()> {
                     .say("No contexts yet. Sign in with `mycli login --org ORG_ID`.");
                 return Ok(());
             }
-            output::line(&output::contexts_table(&config, time::now()))
+            output::contexts_table(&config, time::now())
         }
     }
 }

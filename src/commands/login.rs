@@ -256,6 +256,19 @@ fn save(
     })?;
 
     let _context_lock = session::lock_context(app, &key)?;
+    // The store lock comes before any secret is written: a login that cannot take it (a hung
+    // mycli holds it) or whose name was taken meanwhile must leave no orphaned secret behind.
+    let lock = ConfigLock::acquire(&app.paths)?;
+    let mut config = lock.load()?;
+    let existing = config.contexts.get(&key).cloned();
+    let name = match (&args.name, &existing) {
+        (Some(name), _) => {
+            check_name_free(&config, name, Some(&key))?;
+            name.clone()
+        }
+        (None, Some(ctx)) => ctx.name.clone(),
+        (None, None) => config.unique_name(&default_name(&key, &session), &key),
+    };
     let creds = Credentials::new(&app.paths);
     let saved = creds.save(&key, &refresh_token, pref)?;
     if let Some(why) = &saved.fallback_reason {
@@ -277,18 +290,6 @@ fn save(
             access_token: session.access_token.clone(),
         },
     )?;
-
-    let lock = ConfigLock::acquire(&app.paths)?;
-    let mut config = lock.load()?;
-    let existing = config.contexts.get(&key).cloned();
-    let name = match (&args.name, &existing) {
-        (Some(name), _) => {
-            check_name_free(&config, name, Some(&key))?;
-            name.clone()
-        }
-        (None, Some(ctx)) => ctx.name.clone(),
-        (None, None) => config.unique_name(&default_name(&key, &session), &key),
-    };
     if let Some(old) = &existing
         && old.storage != saved.storage
     {

@@ -1,6 +1,8 @@
 //! Atomic file replacement: a temporary file in the same directory, fsync, rename.
 //!
-//! A crash at any instant leaves the old file or the new one, never a torn one.
+//! A crash at any instant leaves the old file or the new one, never a torn one. The directory
+//! is not fsynced: after a power loss the rename may be undone, which leaves the old file, and
+//! it would cost `mycli switch` a second disk flush.
 
 use std::io::Write;
 use std::path::Path;
@@ -19,7 +21,6 @@ pub fn write(path: &Path, contents: &[u8]) -> Result<()> {
         .map_err(|e| Error::io("write", tmp.path(), &e))?;
     tmp.persist(path)
         .map_err(|e| Error::io("replace", path, &e.error))?;
-    sync_dir(dir);
     remove_abandoned(dir);
     Ok(())
 }
@@ -55,14 +56,4 @@ pub fn write_unsynced(path: &Path, contents: &[u8]) -> Result<()> {
     tmp.persist(path)
         .map_err(|e| Error::io("replace", path, &e.error))?;
     Ok(())
-}
-
-/// Makes the rename itself durable. Best effort: some file systems refuse to fsync a directory.
-fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
 }

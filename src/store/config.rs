@@ -250,18 +250,17 @@ impl Config {
             return Ok(p.current);
         }
         // A hand-written store may keep the pointer in config.toml. Top-level keys come before
-        // the first table in TOML, so the prefix up to the first `[` line holds it.
+        // the first table in TOML, so only the part before the first `[` line is read.
         let path = paths.config();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
+        let prefix = match read_top_level(&path) {
+            Ok(prefix) => prefix,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("read", &path, &e)),
         };
-        let prefix = top_level_prefix(&text);
-        match toml::from_str::<Pointers>(prefix) {
+        match toml::from_str::<Pointers>(&prefix) {
             Ok(p) => Ok(p.current),
             // Anything unusual: parse the whole file, which reports the line of the problem.
-            Err(_) => Ok(Config::parse(&text, &path)?.current),
+            Err(_) => Ok(Config::load(paths)?.current),
         }
     }
 
@@ -500,7 +499,24 @@ fn find_line(text: &str, needle: &str) -> Option<usize> {
     text.lines().position(|l| l.trim() == needle).map(|i| i + 1)
 }
 
+/// Reads a TOML file up to its first table header.
+fn read_top_level(path: &Path) -> std::io::Result<String> {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(std::fs::File::open(path)?);
+    let mut prefix = String::new();
+    let mut line = String::new();
+    while reader.read_line(&mut line)? > 0 {
+        if line.trim_start().starts_with('[') {
+            break;
+        }
+        prefix.push_str(&line);
+        line.clear();
+    }
+    Ok(prefix)
+}
+
 /// The part of a TOML document before its first table header.
+#[cfg(test)]
 fn top_level_prefix(text: &str) -> &str {
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
@@ -583,5 +599,170 @@ needs-login = true
         assert_eq!(c.unique_name("acme", "org_new"), "acme-2");
         assert_eq!(c.unique_name("acme", "org_acme"), "acme");
         assert_eq!(c.unique_name("initech", "org_new"), "initech");
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::super::index::{self, Fingerprint};
+        use super::*;
+
+        /// Text users and IdPs may put in a field: anything, with tabs, quotes, newlines,
+        /// backslashes, TOML syntax and non-ASCII made likely.
+        fn text() -> impl Strategy<Value = String> {
+            let special = prop::sample::select(vec![
+                '\t', '\n', '\r', '"', '\'', '\\', '=', '[', ']', '#', '.', ' ', 'é', '漢', '😀',
+                '\u{0}', '\u{7f}', '\u{feff}', '\u{2028}', 'N', 'a',
+            ]);
+            prop_oneof![
+                ".{0,12}",
+                prop::collection::vec(special, 0..12).prop_map(String::from_iter),
+                Just("\\N".to_string()),
+            ]
+        }
+
+        /// Context names: mostly valid ones, sometimes anything at all.
+        fn name() -> impl Strategy<Value = String> {
+            prop_oneof![
+                3 => "[a-zA-Z0-9_][a-zA-Z0-9_.@:é漢-]{0,20}",
+                1 => text(),
+            ]
+        }
+
+        fn context() -> impl Strategy<Value = Context> {
+            (
+                (
+                    name(),
+                    prop::option::of(text()),
+                    text(),
+                    prop::option::of(text()),
+                ),
+                (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
+                (
+                    text(),
+                    text(),
+                    prop::option::of(text()),
+                    prop::option::of(text()),
+                ),
+            )
+                .prop_map(
+                    |(
+                        (name, organization_name, user_id, email),
+                        (oidc, pkce, file, needs_login),
+                        (issuer, client_id, access_token_expires_at, signed_in_at),
+                    )| Context {
+                        name,
+                        organization_name,
+                        user_id,
+                        email,
+                        provider: if oidc {
+                            ProviderKind::Oidc
+                        } else {
+                            ProviderKind::Workos
+                        },
+                        issuer,
+                        client_id,
+                        method: if pkce { Method::Pkce } else { Method::Device },
+                        storage: if file {
+                            Storage::File
+                        } else {
+                            Storage::Keychain
+                        },
+                        needs_login,
+                        access_token_expires_at,
+                        signed_in_at,
+                    },
+                )
+        }
+
+        fn config() -> impl Strategy<Value = Config> {
+            (
+                prop::collection::btree_map(text(), context(), 0..5),
+                prop::option::of(text()),
+                prop::option::of(text()),
+                prop::option::of(text()),
+                prop::option::of(text()),
+                prop::option::of(text()),
+                prop::option::of(any::<bool>()),
+            )
+                .prop_map(
+                    |(contexts, current, previous, issuer, client_id, org_claim, kind)| Config {
+                        current,
+                        previous,
+                        provider: ProviderDefaults {
+                            kind: kind.map(|oidc| {
+                                if oidc {
+                                    ProviderKind::Oidc
+                                } else {
+                                    ProviderKind::Workos
+                                }
+                            }),
+                            issuer,
+                            client_id,
+                            org_claim,
+                        },
+                        contexts,
+                    },
+                )
+        }
+
+        /// Whether `parse` must accept the config: valid, pairwise distinct names.
+        fn acceptable(config: &Config) -> bool {
+            let names: std::collections::BTreeSet<&str> =
+                config.contexts.values().map(|c| c.name.as_str()).collect();
+            names.len() == config.contexts.len()
+                && config
+                    .contexts
+                    .values()
+                    .all(|c| crate::store::validate_name(&c.name).is_ok())
+        }
+
+        const FP: Fingerprint = Fingerprint {
+            len: 7,
+            mtime_ns: -1,
+            ctime_ns: 1_700_000_000_000_000_000,
+            inode: u64::MAX,
+        };
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn parse_never_panics_on_any_text(text in ".*") {
+                let _ = Config::parse(&text, Path::new("x"));
+            }
+
+            #[test]
+            fn parse_never_panics_on_toml_like_text(
+                text in r#"(current|previous|\[contexts\.|\[provider\]|name|kind|storage|method|needs-login|"|'|=|\]|\n|\t| |#|\\|true|1|org_a|é|\{|\}|,)*"#
+            ) {
+                let _ = Config::parse(&text, Path::new("x"));
+            }
+
+            #[test]
+            fn any_config_round_trips_through_toml_and_the_index(config in config()) {
+                let text = config.to_toml().expect("every config serializes");
+                match Config::parse(&text, Path::new("x")) {
+                    Ok(back) => {
+                        prop_assert!(acceptable(&config), "accepted invalid names:\n{}", text);
+                        prop_assert_eq!(back.to_toml().unwrap(), text.clone());
+                        prop_assert_eq!(&back.current, &config.current);
+                        prop_assert_eq!(&back.previous, &config.previous);
+                    }
+                    Err(e) => prop_assert!(
+                        !acceptable(&config),
+                        "refused its own output: {}\n{}",
+                        e.message,
+                        text
+                    ),
+                }
+                let decoded = index::decode(&index::encode(FP, &config), FP);
+                prop_assert!(decoded.is_some(), "the index of this config does not decode:\n{}", text);
+                let decoded = decoded.unwrap();
+                prop_assert_eq!(decoded.to_toml().unwrap(), text);
+                prop_assert_eq!(&decoded.current, &config.current);
+                prop_assert_eq!(&decoded.previous, &config.previous);
+            }
+        }
     }
 }
