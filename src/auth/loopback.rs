@@ -81,7 +81,11 @@ impl Loopback {
                     Callback::Error(err) => Err(err),
                 },
                 accepted = self.listener.accept() => {
-                    let Ok((stream, _)) = accepted else { continue };
+                    let Ok((stream, _)) = accepted else {
+                        // Out of file descriptors, say: pause instead of spinning.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    };
                     while tasks.try_join_next().is_some() {}
                     open.retain(|task| !task.is_finished());
                     if open.len() >= MAX_CONNECTIONS
