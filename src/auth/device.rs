@@ -9,7 +9,11 @@ use crate::error::{Error, Result};
 
 /// Polls until the user approves, refuses, or the code expires. `on_refused` turns any other
 /// refusal (such as WorkOS's `organization_selection_required`) into an error.
+/// Consecutive failed polls (no answer, 5xx, HTML) tolerated before the login gives up.
+const MAX_FAILED_POLLS: u32 = 2;
+
 pub async fn poll(
+    ui: &crate::ui::Ui,
     http: &Http,
     provider: &Provider,
     auth: &DeviceAuthorization,
@@ -27,15 +31,33 @@ pub async fn poll(
         .unwrap_or(600.0)
         .min(3600.0);
     let deadline = Instant::now() + Duration::from_secs_f64(lifetime);
+    let mut failures = 0;
     loop {
         tokio::time::sleep(interval).await;
         if Instant::now() > deadline {
             return Err(expired());
         }
-        match provider.device_poll(http, &auth.device_code).await? {
+        let reply = match provider.device_poll(http, &auth.device_code).await {
+            Ok(reply) => {
+                failures = 0;
+                reply
+            }
+            // The code stays valid through a passing network or server failure: keep polling,
+            // but not forever.
+            Err(err) if failures < MAX_FAILED_POLLS => {
+                failures += 1;
+                ui.warn(&format!("{}; polling again", err.message));
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
+        match reply {
             Reply::Ok(session) => return Ok(session),
             Reply::Refused(err) if err.is("authorization_pending") => {}
-            Reply::Refused(err) if err.is("slow_down") => interval += Duration::from_secs(5),
+            // RFC 8628 §3.5; a 429 is the same request in other words.
+            Reply::Refused(err) if err.is("slow_down") || err.status == 429 => {
+                interval += Duration::from_secs(5)
+            }
             Reply::Refused(err) if err.is("access_denied") => {
                 return Err(Error::failure("the sign-in was denied on the device page")
                     .with_hint("run `mycli login` again if that was a mistake"));

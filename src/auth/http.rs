@@ -265,6 +265,10 @@ impl Http {
         {
             Error::failure(format!("TLS failure talking to {host}: the server's certificate was not accepted"))
                 .with_hint("check the issuer URL; a proxy that intercepts TLS needs its CA in the system trust store")
+        } else if err.is_body() || err.is_decode() {
+            Error::failure(format!("the answer from {host} was cut off")).with_hint(
+                "the identity provider or a proxy closed the connection early; try again",
+            )
         } else if err.is_connect() {
             Error::failure(format!("could not connect to {host}"))
                 .with_hint("check your network connection and the issuer URL")

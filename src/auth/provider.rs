@@ -547,5 +547,10 @@ impl Provider {
 
 /// A refused request as an error: the IdP's own code and words.
 pub fn refused(what: &str, err: &IdpError) -> Error {
-    Error::failure(format!("{what}: {}", err.summary()))
+    let error = Error::failure(format!("{what}: {}", err.summary()));
+    if err.status == 429 {
+        error.with_hint("the identity provider is rate limiting; wait a minute and try again")
+    } else {
+        error
+    }
 }

@@ -44,6 +44,12 @@ pub fn run(app: &App, args: LoginArgs) -> Result<()> {
     {
         let lock = ConfigLock::acquire(&app.paths)?;
         let mut config = lock.load()?;
+        if let Some(name) = &args.name {
+            check_name_free(&config, name, Some(org))?;
+            if let Some(c) = config.contexts.get_mut(org) {
+                c.name = name.clone();
+            }
+        }
         if config.contexts.contains_key(org) {
             config.set_current(org);
             lock.save(&config)?;
@@ -52,7 +58,7 @@ pub fn run(app: &App, args: LoginArgs) -> Result<()> {
             "Already signed in to {} as {}; switched to context {:?}.",
             org_label(org, ctx.organization_name.as_deref()),
             ctx.email.as_deref().unwrap_or(&ctx.user_id),
-            ctx.name
+            args.name.as_deref().unwrap_or(&ctx.name)
         ));
         app.ui.say("Use `mycli login --force` to sign in again.");
         return Ok(());
@@ -189,7 +195,7 @@ async fn sign_in_device(
         }
     }
     app.ui.say("Waiting for approval (Ctrl-C to cancel)...");
-    device::poll(http, provider, &auth, sign_in_refused).await
+    device::poll(&app.ui, http, provider, &auth, sign_in_refused).await
 }
 
 fn login_timeout() -> Duration {

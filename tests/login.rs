@@ -1,0 +1,1380 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! `mycli login` end to end: the real binary against the fake WorkOS / OIDC IdP over real HTTP.
+//! PKCE on a loopback redirect, the device flow and its polling schedule, the automatic device
+//! fallback, organizations, idempotent re-login, bad input, IdP faults and Ctrl-C.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// Runs `mycli login ARGS` to the end and checks it did not panic.
+fn login(sb: &Sandbox, args: &[&str]) -> Run {
+    let mut all = vec!["login"];
+    all.extend_from_slice(args);
+    let run = sb.run(&all);
+    assert_no_panic(&run.stderr);
+    run
+}
+
+fn assert_no_panic(stderr: &str) {
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "panic text on stderr:\n{stderr}"
+    );
+}
+
+/// A `mycli` process running in the background, its output collected as it arrives.
+struct Bg {
+    child: Child,
+    started: Instant,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+fn collect(mut from: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            into.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    })
+}
+
+/// Starts `mycli login ARGS` in the background.
+fn spawn_login(sb: &Sandbox, args: &[&str]) -> Bg {
+    let mut child = sb
+        .cmd()
+        .arg("login")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = Arc::new(Mutex::new(String::new()));
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let readers = vec![
+        collect(child.stdout.take().unwrap(), stdout.clone()),
+        collect(child.stderr.take().unwrap(), stderr.clone()),
+    ];
+    Bg {
+        child,
+        started: Instant::now(),
+        stdout,
+        stderr,
+        readers,
+    }
+}
+
+impl Bg {
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until stderr contains `needle`; returns stderr so far.
+    fn wait_stderr(&mut self, needle: &str) -> String {
+        let seen = wait_for(Duration::from_secs(20), || self.stderr().contains(needle));
+        let stderr = self.stderr();
+        assert!(
+            seen,
+            "stderr never said {needle:?} (exit: {:?}):\n{stderr}",
+            self.child.try_wait()
+        );
+        stderr
+    }
+
+    fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Ctrl-C, as the terminal sends it.
+    fn sigint(&self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the exit (killing it and failing after `timeout`), then the full output.
+    fn finish(mut self, timeout: Duration) -> (Run, Duration) {
+        let end = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > end {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "mycli login still running after {timeout:?}; stderr:\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let elapsed = self.started.elapsed();
+        for reader in self.readers.drain(..) {
+            reader.join().unwrap();
+        }
+        let run = Run {
+            code: status.code(),
+            stdout: self.stdout.lock().unwrap().clone(),
+            stderr: self.stderr(),
+        };
+        assert_no_panic(&run.stderr);
+        (run, elapsed)
+    }
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A BROWSER program that only leaves a marker file behind; the marker's path.
+fn marker_browser(sb: &mut Sandbox) -> PathBuf {
+    let marker = sb.tmp.path().join("browser-ran");
+    let script = sb.tmp.path().join("marker-browser.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\ntouch '{}'\n", marker.display()),
+    )
+    .unwrap();
+    make_executable(&script);
+    sb.set("BROWSER", &script.display().to_string());
+    marker
+}
+
+/// A sandbox on `idp` whose BROWSER follows the authorize redirect with curl.
+fn pkce_sandbox(idp: &Idp) -> Sandbox {
+    let mut sb = Sandbox::new();
+    sb.use_idp(idp);
+    let browser = sb.curl_browser();
+    sb.set("BROWSER", &browser.display().to_string());
+    // A login that waits for a callback that never comes fails the test in 20 s, not 300.
+    sb.set("MYCLI_LOGIN_TIMEOUT", "20");
+    sb
+}
+
+/// Every file of the store with its bytes; lock files and derived caches aside.
+fn store_files(sb: &Sandbox) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                if !["locks", "cache"].contains(&path.file_name().unwrap().to_str().unwrap()) {
+                    walk(&path, out);
+                }
+            } else {
+                out.insert(path.clone(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(&sb.config_dir, &mut out);
+    out
+}
+
+fn assert_store_empty(sb: &Sandbox) {
+    let files = store_files(sb);
+    assert!(
+        files.is_empty(),
+        "the store should be untouched, found {:?}",
+        files.keys().collect::<Vec<_>>()
+    );
+}
+
+/// The refresh tokens in credentials.toml and the access tokens in the token cache.
+fn secrets(sb: &Sandbox) -> Vec<String> {
+    let mut out = Vec::new();
+    let creds = std::fs::read_to_string(sb.path("credentials.toml")).unwrap_or_default();
+    let creds: toml::Table = toml::from_str(&creds).unwrap();
+    for entry in creds.values() {
+        out.push(entry["refresh-token"].as_str().unwrap().to_string());
+    }
+    if let Ok(dir) = std::fs::read_dir(sb.path("tokens")) {
+        for entry in dir {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            let cached: Value = serde_json::from_slice(&bytes).unwrap();
+            out.push(cached["access_token"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(out.iter().all(|s| s.len() >= 20), "odd secrets: {out:?}");
+    out
+}
+
+fn assert_no_secret_in(sb: &Sandbox, what: &str, text: &str) {
+    let secrets = secrets(sb);
+    assert!(!secrets.is_empty(), "no secret was stored");
+    for secret in &secrets {
+        assert!(
+            !text.contains(secret.as_str()),
+            "a secret leaked into {what}:\n{text}"
+        );
+    }
+}
+
+/// No run of 40+ token characters: a device code, refresh token or JWT would be one.
+fn assert_no_opaque_code(text: &str) {
+    let longest = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    assert!(longest < 40, "stderr shows a long opaque code:\n{text}");
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The authorize URL printed on stderr.
+fn authorize_url(stderr: &str) -> String {
+    stderr
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("http") && l.contains("authorize?"))
+        .unwrap_or_else(|| panic!("no authorize URL on stderr:\n{stderr}"))
+        .to_string()
+}
+
+/// Fetches `url` like a browser: follows the IdP's redirect to the loopback callback.
+fn browse(url: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "-L", "--max-redirs", "3", "-o", "/dev/null"])
+        .args(["-w", "%{http_code}", url])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A GET without following redirects: the status.
+fn get_status(url: &str) -> u16 {
+    ureq::get(url)
+        .config()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .call()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn context<'a>(contexts: &'a [Value], org: Option<&str>) -> &'a Value {
+    contexts
+        .iter()
+        .find(|c| c["organization_id"].as_str() == org)
+        .unwrap_or_else(|| panic!("no context for {org:?}: {contexts:#?}"))
+}
+
+fn device_polls(idp: &Idp) -> u64 {
+    idp.stats()["grants"]["device_code"].as_u64().unwrap()
+}
+
+fn gaps(stats: &Value) -> Vec<u64> {
+    stats["last_poll_gaps_ms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g.as_u64().unwrap())
+        .collect()
+}
+
+/// The organization id of the current context, as `contexts -o json` reports it.
+fn current(sb: &Sandbox) -> Option<String> {
+    let contexts = sb.contexts_json();
+    let current: Vec<&Value> = contexts.iter().filter(|c| c["current"] == true).collect();
+    assert!(
+        current.len() <= 1,
+        "several current contexts: {contexts:#?}"
+    );
+    current
+        .first()
+        .map(|c| c["organization_id"].as_str().unwrap_or("_none").to_string())
+}
+
+const LONG: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------------------------
+// 1. PKCE against WorkOS
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn pkce_login_stores_the_org_context_and_shows_no_secret() {
+    let idp = Idp::start();
+    let sb = pkce_sandbox(&idp);
+    let run = login(
+        &sb,
+        &["--org", "org_acme", "--login-hint", "alice@example.com"],
+    );
+    run.ok();
+    assert_eq!(run.stdout, "", "stdout carries data only");
+    for needle in ["Signed in", "org_acme", "alice@example.com", "PKCE"] {
+        assert!(
+            run.stderr.contains(needle),
+            "{needle:?} missing:\n{}",
+            run.stderr
+        );
+    }
+
+    let stats = idp.stats();
+    let q = &stats["last_authorize_query"];
+    assert_eq!(q["client_id"], "client_test");
+    assert_eq!(q["response_type"], "code");
+    assert_eq!(q["provider"], "authkit");
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert!(q["code_challenge"].as_str().unwrap().len() >= 43, "{q:#}");
+    assert!(q["state"].as_str().unwrap().len() >= 22, "{q:#}");
+    assert_eq!(q["organization_id"], "org_acme");
+    assert_eq!(q["login_hint"], "alice@example.com");
+    let redirect = q["redirect_uri"].as_str().unwrap();
+    let port = redirect
+        .strip_prefix("http://127.0.0.1:")
+        .and_then(|r| r.strip_suffix("/callback"))
+        .unwrap_or_else(|| panic!("redirect_uri {redirect}"));
+    assert!(port.parse::<u16>().unwrap() > 0);
+    assert_eq!(stats["grants"]["authorization_code"], 1);
+    assert_eq!(stats["last_token_request"]["code_verifier"], "<present>");
+
+    let contexts = sb.contexts_json();
+    assert_eq!(contexts.len(), 1);
+    let ctx = context(&contexts, Some("org_acme"));
+    assert_eq!(ctx["current"], true);
+    assert_eq!(ctx["method"], "pkce");
+    assert_eq!(ctx["user"]["email"], "alice@example.com");
+    assert_eq!(ctx["provider"]["kind"], "workos");
+    assert_eq!(ctx["provider"]["issuer"], idp.base.as_str());
+    assert_eq!(ctx["provider"]["client_id"], "client_test");
+    assert_eq!(ctx["storage"], "file");
+    assert_eq!(current(&sb).as_deref(), Some("org_acme"));
+    assert!(sb.config()["contexts"].get("org_acme").is_some());
+
+    assert_no_secret_in(&sb, "stdout", &run.stdout);
+    assert_no_secret_in(&sb, "stderr", &run.stderr);
+    assert_no_secret_in(&sb, "config.toml", &sb.config_text());
+    assert_eq!(mode(&sb.path("credentials.toml")), 0o600);
+    assert_eq!(mode(&sb.config_dir), 0o700);
+    for (path, _) in store_files(&sb) {
+        if path.starts_with(sb.path("tokens")) {
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. --port and --no-browser
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn port_flag_sets_the_redirect_uri() {
+    let idp = Idp::start();
+    let sb = pkce_sandbox(&idp);
+    let port = free_port();
+    login(&sb, &["--org", "org_acme", "--port", &port.to_string()]).ok();
+    let q = &idp.stats()["last_authorize_query"];
+    assert_eq!(
+        q["redirect_uri"].as_str().unwrap(),
+        format!("http://127.0.0.1:{port}/callback")
+    );
+    assert!(
+        q.get("login_hint").is_none(),
+        "no --login-hint, no login_hint: {q:#}"
+    );
+}
+
+#[test]
+fn no_browser_prints_the_url_and_never_runs_the_browser() {
+    let idp = Idp::start();
+    let mut sb = Sandbox::new();
+    sb.use_idp(&idp);
+    let marker = marker_browser(&mut sb);
+    let mut bg = spawn_login(&sb, &["--org", "org_acme", "--no-browser"]);
+    let stderr = bg.wait_stderr("Waiting for the sign-in");
+    let url = authorize_url(&stderr);
+    assert!(url.starts_with(&format!("{}/user_management/authorize?", idp.base)));
+    assert!(
+        bg.stdout.lock().unwrap().is_empty(),
+        "the URL goes to stderr"
+    );
+    assert_eq!(browse(&url), "200");
+    let (run, _) = bg.finish(LONG);
+    run.ok();
+    assert_eq!(run.stdout, "");
+    assert!(!marker.exists(), "--no-browser ran BROWSER");
+    assert_eq!(sb.contexts_json()[0]["organization_id"], "org_acme");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. The loopback callback
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn stray_callbacks_are_ignored_and_the_real_one_completes() {
+    let idp = Idp::start();
+    let mut sb = Sandbox::new();
+    sb.use_idp(&idp);
+    let port = free_port();
+    let mut bg = spawn_login(
+        &sb,
+        &[
+            "--org",
+            "org_acme",
+            "--no-browser",
+            "--port",
+            &port.to_string(),
+        ],
+    );
+    let url = authorize_url(&bg.wait_stderr("Waiting for the sign-in"));
+    let base = format!("http://127.0.0.1:{port}");
+    assert_eq!(
+        get_status(&format!("{base}/callback?code=x&state=WRONG")),
+        400
+    );
+    assert_eq!(get_status(&format!("{base}/callback?code=x")), 400);
+    assert_eq!(get_status(&format!("{base}/other?code=x&state=WRONG")), 404);
+    assert_eq!(get_status(&format!("{base}/")), 404);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        bg.running(),
+        "a stray callback ended the login: {}",
+        bg.stderr()
+    );
+    assert_store_empty(&sb);
+
+    assert_eq!(browse(&url), "200");
+    let (run, _) = bg.finish(LONG);
+    run.ok();
+    // The forged code was never sent to the IdP: only the real one was exchanged.
+    assert_eq!(idp.stats()["grants"]["authorization_code"], 1);
+    assert_eq!(sb.contexts_json()[0]["organization_id"], "org_acme");
+}
+
+#[test]
+fn wrong_state_from_the_idp_keeps_waiting_until_the_login_timeout() {
+    let idp = Idp::start();
+    idp.scenario(json!({"authorize_wrong_state": true}));
+    let mut sb = pkce_sandbox(&idp);
+    sb.set("MYCLI_LOGIN_TIMEOUT", "2");
+    let run = login(&sb, &["--org", "org_acme"]);
+    run.code(1);
+    assert!(run.stderr.contains("no sign-in arrived"), "{}", run.stderr);
+    assert_eq!(idp.stats()["grants"]["authorization_code"], 0);
+    assert_store_empty(&sb);
+}
+
+#[test]
+fn an_error_on_the_callback_ends_the_login() {
+    let idp = Idp::start();
+    idp.scenario(json!({"authorize_error": "access_denied"}));
+    let sb = pkce_sandbox(&idp);
+    let run = login(&sb, &["--org", "org_acme"]);
+    run.code(1);
+    assert!(
+        run.stderr.contains("access_denied") && run.stderr.contains("Scenario: access_denied"),
+        "the IdP's error and description: {}",
+        run.stderr
+    );
+    assert_eq!(idp.stats()["grants"]["authorization_code"], 0);
+    assert_store_empty(&sb);
+}
+
+#[test]
+fn an_iss_from_another_issuer_is_refused() {
+    let idp = Idp::start();
+    idp.scenario(json!({"authorize_iss": "http://evil.example"}));
+    let sb = pkce_sandbox(&idp);
+    let run = login(&sb, &["--org", "org_acme"]);
+    run.code(1);
+    assert!(run.stderr.contains("evil.example"), "{}", run.stderr);
+    assert_eq!(
+        idp.stats()["grants"]["authorization_code"],
+        0,
+        "the code of a mixed-up response must not be exchanged"
+    );
+    assert_store_empty(&sb);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Device flow
+// ---------------------------------------------------------------------------------------------
+
+fn device_sandbox(idp: &Idp) -> Sandbox {
+    let mut sb = Sandbox::new();
+    sb.use_idp(idp);
+    sb
+}
+
+#[test]
+fn device_login_shows_the_code_not_the_secret_and_polls_at_the_interval() {
+    let idp = Idp::start();
+    idp.scenario(json!({"device_interval": 1}));
+    let sb = device_sandbox(&idp);
+    let mut bg = spawn_login(&sb, &["--org", "org_acme", "--device"]);
+    bg.wait_stderr("Waiting for approval");
+    while bg.started.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    idp.approve_device(json!({}));
+    let (run, _) = bg.finish(LONG);
+    run.ok();
+    assert_eq!(run.stdout, "");
+
+    let stats = idp.stats();
+    let user_code = stats["last_device"]["user_code"].as_str().unwrap();
+    assert!(run.stderr.contains(user_code), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("{}/device", idp.base)),
+        "verification_uri: {}",
+        run.stderr
+    );
+    assert_no_opaque_code(&run.stderr);
+    assert_no_secret_in(&sb, "stderr", &run.stderr);
+    assert_eq!(stats["last_device_request"]["organization_id"], "org_acme");
+
+    let gaps = gaps(&stats);
+    assert!(gaps.len() >= 2, "expected several polls: {stats:#}");
+    assert!(
+        gaps.iter().all(|g| *g >= 950),
+        "polled faster than 1 s: {gaps:?}"
+    );
+    assert!(
+        stats["last_device"]["first_poll_delay_ms"]
+            .as_u64()
+            .unwrap()
+            >= 950,
+        "the first poll must wait the interval too: {stats:#}"
+    );
+    assert_eq!(stats["slow_downs"], 0);
+
+    let contexts = sb.contexts_json();
+    let ctx = context(&contexts, Some("org_acme"));
+    assert_eq!(ctx["method"], "device");
+    assert_eq!(ctx["current"], true);
+    assert!(run.stderr.contains("device code"), "{}", run.stderr);
+}
+
+#[test]
+fn slow_down_adds_five_seconds_to_the_interval() {
+    let idp = Idp::start();
+    idp.scenario(json!({"device_interval": 1, "slow_down_next": 1}));
+    let sb = device_sandbox(&idp);
+    let bg = spawn_login(&sb, &["--org", "org_acme", "--device"]);
+    assert!(
+        wait_for(Duration::from_secs(15), || device_polls(&idp) >= 1),
+        "no poll"
+    );
+    idp.approve_device(json!({}));
+    let (run, _) = bg.finish(LONG);
+    run.ok();
+    let stats = idp.stats();
+    let gaps = gaps(&stats);
+    assert!(!gaps.is_empty(), "{stats:#}");
+    assert!(
+        gaps[0] >= 5950,
+        "the gap after slow_down must be 1 + 5 s: {gaps:?}"
+    );
+    assert_eq!(
+        stats["slow_downs"], 1,
+        "an extra slow_down was earned: {stats:#}"
+    );
+}
+
+#[test]
+fn an_omitted_interval_means_five_seconds() {
+    let idp = Idp::start();
+    idp.scenario(json!({"device_interval": null}));
+    let sb = device_sandbox(&idp);
+    let bg = spawn_login(&sb, &["--org", "org_acme", "--device"]);
+    assert!(
+        wait_for(Duration::from_secs(15), || device_polls(&idp) >= 1),
+        "no poll"
+    );
+    idp.approve_device(json!({}));
+    let (run, _) = bg.finish(LONG);
+    run.ok();
+    let stats = idp.stats();
+    let gaps = gaps(&stats);
+    assert!(!gaps.is_empty(), "{stats:#}");
+    assert!(
+        gaps.iter().all(|g| *g >= 4950),
+        "polled faster than 5 s: {gaps:?}"
+    );
+    assert!(
+        stats["last_device"]["first_poll_delay_ms"]
+            .as_u64()
+            .unwrap()
+            >= 4950
+    );
+    assert_eq!(stats["slow_downs"], 0);
+}
+
+#[test]
+fn device_polling_rides_out_a_passing_idp_failure() {
+    let idp = Idp::start();
+    idp.scenario(json!({"device_interval": 1}));
+    let sb = device_sandbox(&idp);
+    let mut bg = spawn_login(&sb, &["--org", "org_acme", "--device"]);
+    bg.wait_stderr("Waiting for approval");
+    idp.scenario(json!({"fail_next": ["500", "502_html"]}));
+    idp.approve_device(json!({}));
+    let (run, _) = bg.finish(LONG);
+    run.ok();
+    assert_eq!(
+        run.stderr.matches("polling again").count(),
+        2,
+        "each failed poll is reported: {}",
+        run.stderr
+    );
+    assert_eq!(sb.contexts_json().len(), 1);
+}
+
+#[test]
+fn device_polling_gives_up_after_three_failures_in_a_row() {
+    let idp = Idp::start();
+    idp.scenario(json!({"device_interval": 1}));
+    let sb = device_sandbox(&idp);
+    let mut bg = spawn_login(&sb, &["--org", "org_acme", "--device"]);
+    bg.wait_stderr("Waiting for approval");
+    idp.scenario(json!({"fail_next": ["500", "500", "500"]}));
+    let (run, _) = bg.finish(LONG);
+    run.code(1);
+    assert!(run.stderr.contains("HTTP 500"), "{}", run.stderr);
+    assert_store_empty(&sb);
+}
+
+#[test]
+fn a_denied_device_login_exits_1_and_stores_nothing() {
+    let idp = Idp::start();
+    idp.scenario(json!({"device_interval": 1}));
+    let sb = device_sandbox(&idp);
+    let bg = spawn_login(&sb, &["--org", "org_acme", "--device"]);
+    idp.approve_device(json!({"deny": true}));
+    let (run, _) = bg.finish(LONG);
+    run.code(1);
+    assert!(run.stderr.contains("denied"), "{}", run.stderr);
+    assert_store_empty(&sb);
+}
+
+#[test]
+fn an_expired_device_code_exits_1_and_stores_nothing() {
+    let idp = Idp::start();
+    idp.scenario(json!({"device_interval": 1, "device_expires_in": 2}));
+    let sb = device_sandbox(&idp);
+    let (run, elapsed) = spawn_login(&sb, &["--org", "org_acme", "--device"]).finish(LONG);
+    run.code(1);
+    assert!(run.stderr.contains("expired"), "{}", run.stderr);
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+    assert_store_empty(&sb);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Automatic device fallback
+// ---------------------------------------------------------------------------------------------
+
+/// Runs `login --org org_acme` with no flow flag, approving a device code if one shows up.
+fn login_choosing_the_flow(idp: &Idp, sb: &Sandbox) -> Run {
+    idp.scenario(json!({"device_interval": 1}));
+    let mut bg = spawn_login(sb, &["--org", "org_acme"]);
+    let waited = wait_for(Duration::from_secs(20), || {
+        let e = bg.stderr();
+        e.contains("Waiting for approval")
+            || e.contains("Signed in")
+            || !e.is_empty() && !bg.running()
+    });
+    assert!(waited, "{}", bg.stderr());
+    if bg.stderr().contains("Waiting for approval") {
+        idp.approve_device(json!({}));
+    }
+    let (run, _) = bg.finish(LONG);
+    run.ok();
+    run
+}
+
+#[test]
+fn no_browser_and_no_display_falls_back_to_the_device_flow() {
+    let idp = Idp::start();
+    let sb = device_sandbox(&idp);
+    let run = login_choosing_the_flow(&idp, &sb);
+    assert!(
+        run.stderr.contains("device code flow") && run.stderr.contains("DISPLAY"),
+        "stderr must say why: {}",
+        run.stderr
+    );
+    assert_eq!(sb.contexts_json()[0]["method"], "device");
+    assert_eq!(idp.stats()["last_authorize_query"], Value::Null);
+}
+
+#[test]
+fn ssh_without_browser_falls_back_to_the_device_flow_even_with_a_display() {
+    let idp = Idp::start();
+    let mut sb = device_sandbox(&idp);
+    sb.set("DISPLAY", ":0");
+    sb.set("SSH_CONNECTION", "10.0.0.1 50000 10.0.0.2 22");
+    let run = login_choosing_the_flow(&idp, &sb);
+    assert!(
+        run.stderr.contains("device code flow") && run.stderr.contains("SSH"),
+        "stderr must say why: {}",
+        run.stderr
+    );
+    assert_eq!(sb.contexts_json()[0]["method"], "device");
+    assert_eq!(idp.stats()["last_authorize_query"], Value::Null);
+}
+
+#[test]
+fn a_display_and_a_browser_use_pkce() {
+    let idp = Idp::start();
+    let mut sb = pkce_sandbox(&idp);
+    sb.set("DISPLAY", ":0");
+    let run = login_choosing_the_flow(&idp, &sb);
+    assert!(!run.stderr.contains("device code flow"), "{}", run.stderr);
+    assert_eq!(sb.contexts_json()[0]["method"], "pkce");
+    let stats = idp.stats();
+    assert_eq!(stats["grants"]["device_code"], 0);
+    assert_eq!(stats["grants"]["authorization_code"], 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Organizations
+// ---------------------------------------------------------------------------------------------
+
+fn assert_lists_the_orgs(run: &Run) {
+    run.code(1);
+    for needle in [
+        "org_acme (Acme Corp)",
+        "org_globex (Globex Corporation)",
+        "mycli login --org",
+    ] {
+        assert!(
+            run.stderr.contains(needle),
+            "{needle:?} missing:\n{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn several_orgs_without_org_lists_them_with_a_hint() {
+    let idp = Idp::start();
+    let sb = pkce_sandbox(&idp);
+    let run = login(&sb, &[]);
+    assert_lists_the_orgs(&run);
+    assert_store_empty(&sb);
+}
+
+#[test]
+fn several_orgs_without_org_on_the_device_flow_lists_them_too() {
+    let idp = Idp::start();
+    idp.scenario(json!({"device_interval": 1}));
+    let sb = device_sandbox(&idp);
+    let bg = spawn_login(&sb, &["--device"]);
+    idp.approve_device(json!({}));
+    let (run, _) = bg.finish(LONG);
+    assert_lists_the_orgs(&run);
+    assert_store_empty(&sb);
+}
+
+#[test]
+fn a_user_without_org_is_stored_under_the_no_org_key() {
+    let idp = Idp::start();
+    let sb = pkce_sandbox(&idp);
+    let run = login(&sb, &["--login-hint", "carol@example.com"]);
+    run.ok();
+    assert!(run.stderr.contains("carol@example.com"), "{}", run.stderr);
+    assert!(
+        sb.config()["contexts"].get("_none").is_some(),
+        "{}",
+        sb.config_text()
+    );
+    assert_eq!(current(&sb).as_deref(), Some("_none"));
+    let contexts = sb.contexts_json();
+    assert_eq!(contexts.len(), 1);
+    assert_eq!(contexts[0]["organization_id"], Value::Null);
+    assert_eq!(contexts[0]["user"]["email"], "carol@example.com");
+    assert_eq!(contexts[0]["current"], true);
+}
+
+#[test]
+fn a_session_for_another_org_is_refused_and_not_stored() {
+    let idp = Idp::start();
+    idp.scenario(json!({"force_org": "org_globex"}));
+    let sb = pkce_sandbox(&idp);
+    let run = login(&sb, &["--org", "org_acme"]);
+    run.code(1);
+    assert!(
+        run.stderr.contains("signed you in to") && run.stderr.contains("not org_acme"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("org_globex"), "{}", run.stderr);
+    assert_store_empty(&sb);
+}
+
+#[test]
+fn an_org_the_user_is_not_in_is_refused_by_the_idp() {
+    let idp = Idp::start();
+    let sb = pkce_sandbox(&idp);
+    let run = login(
+        &sb,
+        &["--login-hint", "bob@example.com", "--org", "org_globex"],
+    );
+    run.code(1);
+    assert!(
+        run.stderr.contains("organization_invalid"),
+        "{}",
+        run.stderr
+    );
+    assert_store_empty(&sb);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Re-login and several organizations
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn two_orgs_live_side_by_side() {
+    let idp = Idp::start();
+    let sb = pkce_sandbox(&idp);
+    login(&sb, &["--org", "org_acme"]).ok();
+    login(&sb, &["--org", "org_globex"]).ok();
+    let contexts = sb.contexts_json();
+    assert_eq!(contexts.len(), 2);
+    assert_eq!(context(&contexts, Some("org_globex"))["current"], true);
+    assert_eq!(context(&contexts, Some("org_acme"))["current"], false);
+    assert_eq!(current(&sb).as_deref(), Some("org_globex"));
+    assert_eq!(
+        secrets(&sb).len(),
+        4,
+        "two refresh tokens, two access tokens"
+    );
+
+    // previous = acme: `switch -` goes back to it, and a second time returns to globex.
+    sb.run(&["switch", "-"]).ok();
+    assert_eq!(current(&sb).as_deref(), Some("org_acme"));
+    sb.run(&["switch", "-"]).ok();
+    assert_eq!(current(&sb).as_deref(), Some("org_globex"));
+    sb.run(&["switch", "-"]).ok();
+    let acme_name = context(&sb.contexts_json(), Some("org_acme"))["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(sb.run(&["current"]).stdout.trim(), acme_name);
+}
+
+#[test]
+fn relogin_with_a_usable_session_switches_without_the_idp() {
+    let idp = Idp::start();
+    let mut sb = pkce_sandbox(&idp);
+    login(&sb, &["--org", "org_acme"]).ok();
+    login(&sb, &["--org", "org_globex"]).ok();
+    assert_eq!(current(&sb).as_deref(), Some("org_globex"));
+    let before = secrets(&sb);
+
+    idp.admin("/__admin/reset-stats", json!({}));
+    let marker = marker_browser(&mut sb);
+    sb.set("MYCLI_LOGIN_TIMEOUT", "5");
+    let run = login(&sb, &["--org", "org_acme"]);
+    run.ok();
+    assert!(
+        run.stderr.to_lowercase().contains("already signed in"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(current(&sb).as_deref(), Some("org_acme"));
+    let stats = idp.stats();
+    assert_eq!(
+        stats["requests"],
+        json!({}),
+        "no request reached the IdP: {stats:#}"
+    );
+    assert_eq!(stats["last_authorize_query"], Value::Null);
+    assert!(!marker.exists(), "an already-signed-in login ran BROWSER");
+    assert_eq!(secrets(&sb), before);
+    // The switch remembered globex as the previous context.
+    sb.run(&["switch", "-"]).ok();
+    assert_eq!(current(&sb).as_deref(), Some("org_globex"));
+
+    let browser = sb.curl_browser();
+    sb.set("BROWSER", &browser.display().to_string());
+    let run = login(&sb, &["--org", "org_acme", "--force"]);
+    run.ok();
+    assert!(run.stderr.contains("Signed in"), "{}", run.stderr);
+    assert!(!run.stderr.to_lowercase().contains("already signed in"));
+    assert_eq!(idp.stats()["grants"]["authorization_code"], 1);
+    assert_ne!(secrets(&sb), before, "--force must fetch a new session");
+    assert_eq!(sb.contexts_json().len(), 2);
+}
+
+#[test]
+fn relogin_with_a_name_renames_the_usable_context() {
+    let idp = Idp::start();
+    let sb = pkce_sandbox(&idp);
+    login(&sb, &["--org", "org_acme"]).ok();
+    idp.admin("/__admin/reset-stats", json!({}));
+    let run = login(&sb, &["--org", "org_acme", "--name", "acme"]);
+    run.ok();
+    assert!(run.stderr.contains("\"acme\""), "{}", run.stderr);
+    assert_eq!(idp.stats()["requests"], json!({}));
+    assert_eq!(sb.run(&["current"]).stdout.trim(), "acme");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Bad input
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_malformed_org_is_a_usage_error() {
+    let idp = Idp::start();
+    let sb = pkce_sandbox(&idp);
+    for org in ["bad", "org_ with space", "org_", "_none", ""] {
+        let run = login(&sb, &["--org", org]);
+        run.code(2);
+        assert!(
+            run.stderr.contains("organization id"),
+            "{org:?}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(idp.stats()["requests"], json!({}));
+    assert_store_empty(&sb);
+}
+
+#[test]
+fn a_plain_http_issuer_is_refused() {
+    let sb = Sandbox::new();
+    let run = login(
+        &sb,
+        &[
+            "--issuer",
+            "http://example.com",
+            "--client-id",
+            "client_test",
+            "--org",
+            "org_acme",
+            "--device",
+        ],
+    );
+    run.code(2);
+    assert!(
+        run.stderr.contains("http://example.com") && run.stderr.contains("https://"),
+        "{}",
+        run.stderr
+    );
+    assert_store_empty(&sb);
+}
+
+#[test]
+fn https_and_loopback_issuers_are_accepted() {
+    let sb = Sandbox::new();
+    let port = free_port().to_string();
+    for issuer in [
+        format!("https://127.0.0.1:{port}"),
+        "http://localhost:1".to_string(),
+        format!("http://127.0.0.1:{port}/"),
+    ] {
+        let run = login(
+            &sb,
+            &[
+                "--issuer",
+                &issuer,
+                "--client-id",
+                "client_test",
+                "--org",
+                "org_acme",
+                "--device",
+            ],
+        );
+        run.code(1);
+        assert!(
+            run.stderr.contains("could not connect"),
+            "{issuer}: {}",
+            run.stderr
+        );
+    }
+    assert_store_empty(&sb);
+}
+
+#[test]
+fn a_missing_client_id_is_a_usage_error() {
+    let sb = Sandbox::new();
+    let run = login(&sb, &["--org", "org_acme"]);
+    run.code(2);
+    assert!(run.stderr.contains("client id"), "{}", run.stderr);
+    assert!(run.stderr.contains("--client-id"), "hint: {}", run.stderr);
+    assert_store_empty(&sb);
+}
+
+#[test]
+fn a_name_clash_is_refused_before_any_network_call() {
+    let idp = Idp::start();
+    let sb = pkce_sandbox(&idp);
+    sb.write_config(&context_toml("org_acme", "work"));
+    let before = sb.config_text();
+    let run = login(&sb, &["--org", "org_globex", "--name", "work"]);
+    run.code(2);
+    assert!(
+        run.stderr.contains("\"work\"") && run.stderr.contains("already exists"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(idp.stats()["requests"], json!({}), "no network call");
+    assert_eq!(sb.config_text(), before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. Faults
+// ---------------------------------------------------------------------------------------------
+
+fn error_lines(stderr: &str) -> usize {
+    stderr.lines().filter(|l| l.starts_with("error:")).count()
+}
+
+#[test]
+fn an_idp_that_is_down_is_one_clear_line() {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let sb = Sandbox::new();
+    let run = login(
+        &sb,
+        &[
+            "--issuer",
+            &base,
+            "--client-id",
+            "client_test",
+            "--org",
+            "org_acme",
+            "--device",
+        ],
+    );
+    run.code(1);
+    assert_eq!(error_lines(&run.stderr), 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(&format!("could not connect to 127.0.0.1:{port}")),
+        "{}",
+        run.stderr
+    );
+
+    // OIDC: discovery is the first call, before any browser.
+    let oidc = format!("{base}/oidc");
+    let run = login(
+        &sb,
+        &[
+            "--provider",
+            "oidc",
+            "--issuer",
+            &oidc,
+            "--client-id",
+            "client_test",
+            "--no-browser",
+        ],
+    );
+    run.code(1);
+    assert_eq!(error_lines(&run.stderr), 1, "{}", run.stderr);
+    assert!(run.stderr.contains("could not connect"), "{}", run.stderr);
+    assert_store_empty(&sb);
+}
+
+#[test]
+fn bad_token_answers_are_named_and_store_nothing() {
+    let idp = Idp::start();
+    for (fault, expect) in [
+        ("500", "HTTP 500"),
+        ("502_html", "HTTP 502 with an HTML page"),
+        ("html", "HTML page instead of JSON"),
+        ("truncated", "truncated JSON"),
+    ] {
+        idp.scenario(json!({"fail_next": [fault]}));
+        let sb = pkce_sandbox(&idp);
+        let run = login(&sb, &["--org", "org_acme"]);
+        run.code(1);
+        assert!(run.stderr.contains(expect), "{fault}: {}", run.stderr);
+        assert_eq!(error_lines(&run.stderr), 1, "{}", run.stderr);
+        assert_store_empty(&sb);
+    }
+    let stats = idp.stats();
+    assert_eq!(
+        stats["faults_injected"],
+        json!(["500", "502_html", "html", "truncated"])
+    );
+}
+
+#[test]
+fn a_hanging_idp_times_out() {
+    let idp = Idp::start();
+    idp.scenario(json!({"fail_next": ["hang"]}));
+    let mut sb = pkce_sandbox(&idp);
+    sb.set("MYCLI_HTTP_TIMEOUT", "2");
+    let (run, elapsed) = spawn_login(&sb, &["--org", "org_acme"]).finish(LONG);
+    run.code(1);
+    assert!(
+        run.stderr.contains("did not answer within 2 s"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        elapsed >= Duration::from_secs(2) && elapsed < Duration::from_millis(6500),
+        "took {elapsed:?}"
+    );
+    assert_store_empty(&sb);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. Ctrl-C
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn ctrl_c_during_device_polling_exits_130_and_changes_nothing() {
+    let idp = Idp::start();
+    let sb = pkce_sandbox(&idp);
+    login(&sb, &["--org", "org_acme"]).ok();
+    let before = store_files(&sb);
+    assert!(!before.is_empty());
+
+    idp.scenario(json!({"device_interval": 1}));
+    let mut bg = spawn_login(&sb, &["--org", "org_globex", "--device"]);
+    bg.wait_stderr("Waiting for approval");
+    assert!(wait_for(Duration::from_secs(15), || device_polls(&idp) >= 1));
+    bg.sigint();
+    let (run, elapsed) = bg.finish(LONG);
+    assert_eq!(run.code, Some(130), "{run:#?}");
+    assert!(elapsed < Duration::from_secs(15));
+    assert_eq!(store_files(&sb), before, "Ctrl-C changed the store");
+    assert_eq!(current(&sb).as_deref(), Some("org_acme"));
+}
+
+#[test]
+fn ctrl_c_during_the_pkce_wait_exits_130_and_frees_the_port() {
+    let idp = Idp::start();
+    let mut sb = Sandbox::new();
+    sb.use_idp(&idp);
+    let port = free_port();
+    let mut bg = spawn_login(
+        &sb,
+        &[
+            "--org",
+            "org_acme",
+            "--no-browser",
+            "--port",
+            &port.to_string(),
+        ],
+    );
+    bg.wait_stderr("Waiting for the sign-in");
+    assert!(
+        TcpListener::bind(("127.0.0.1", port)).is_err(),
+        "mycli should hold the loopback port while it waits"
+    );
+    bg.sigint();
+    let (run, _) = bg.finish(LONG);
+    assert_eq!(run.code, Some(130), "{run:#?}");
+    TcpListener::bind(("127.0.0.1", port)).expect("the loopback port is free after Ctrl-C");
+    assert_store_empty(&sb);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 11. OIDC dialect
+// ---------------------------------------------------------------------------------------------
+
+fn oidc_args(idp: &Idp) -> Vec<String> {
+    [
+        "--provider",
+        "oidc",
+        "--issuer",
+        &format!("{}/oidc", idp.base),
+    ]
+    .into_iter()
+    .map(str::to_string)
+    .chain(["--client-id".into(), "client_test".into()])
+    .collect()
+}
+
+fn assert_oidc_context(sb: &Sandbox, idp: &Idp, method: &str) {
+    let contexts = sb.contexts_json();
+    assert_eq!(contexts.len(), 1);
+    let ctx = context(&contexts, Some("org_globex"));
+    assert_eq!(ctx["provider"]["kind"], "oidc");
+    assert_eq!(ctx["provider"]["issuer"], format!("{}/oidc", idp.base));
+    assert_eq!(ctx["provider"]["client_id"], "client_test");
+    assert_eq!(ctx["user"]["email"], "alice@example.com");
+    assert_eq!(ctx["method"], method);
+    assert_eq!(ctx["current"], true);
+}
+
+#[test]
+fn oidc_pkce_login() {
+    let idp = Idp::start();
+    let sb = pkce_sandbox(&idp);
+    let mut args = oidc_args(&idp);
+    args.extend(["--org".into(), "org_globex".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = login(&sb, &args);
+    run.ok();
+    assert_eq!(run.stdout, "");
+    assert_no_secret_in(&sb, "stderr", &run.stderr);
+    assert_oidc_context(&sb, &idp, "pkce");
+
+    let q = &idp.stats()["last_authorize_query"];
+    let scope: Vec<&str> = q["scope"].as_str().unwrap().split(' ').collect();
+    assert!(
+        scope.contains(&"openid") && scope.contains(&"offline_access"),
+        "{q:#}"
+    );
+    assert!(q["nonce"].as_str().unwrap().len() >= 22, "{q:#}");
+    assert_eq!(q["organization"], "org_globex");
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert!(q.get("provider").is_none(), "{q:#}");
+}
+
+#[test]
+fn oidc_device_login() {
+    let idp = Idp::start();
+    idp.scenario(json!({"device_interval": 1}));
+    let sb = device_sandbox(&idp);
+    let mut args = oidc_args(&idp);
+    args.extend(["--org".into(), "org_globex".into(), "--device".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let bg = spawn_login(&sb, &args);
+    idp.approve_device(json!({}));
+    let (run, _) = bg.finish(LONG);
+    run.ok();
+    assert_no_opaque_code(&run.stderr);
+    assert_oidc_context(&sb, &idp, "device");
+    let req = &idp.stats()["last_device_request"];
+    assert_eq!(req["organization"], "org_globex");
+    assert!(
+        req["scope"].as_str().unwrap().contains("offline_access"),
+        "{req:#}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keep-alive connections the server has dropped
+// ---------------------------------------------------------------------------------------------
+
+/// A minimal WorkOS device endpoint whose connections serve one request each and are then
+/// dropped when the next request arrives on them: what a client sees when a server (Node,
+/// Apache: 5 s) closes an idle keep-alive connection just as the client reuses it.
+fn one_request_per_connection_idp(interval: u64) -> (String, Arc<Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let seen = log.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut writer = stream;
+                for n in 0.. {
+                    let mut request_line = String::new();
+                    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut length = 0;
+                    loop {
+                        let mut header = String::new();
+                        reader.read_line(&mut header).unwrap();
+                        if header.trim().is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = header.split_once(':')
+                            && k.eq_ignore_ascii_case("content-length")
+                        {
+                            length = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    let path = request_line.split(' ').nth(1).unwrap_or("").to_string();
+                    if n > 0 {
+                        seen.lock().unwrap().push(format!("dropped {path}"));
+                        return;
+                    }
+                    seen.lock().unwrap().push(format!("answered {path}"));
+                    let answer = if path.ends_with("/authorize/device") {
+                        json!({"device_code": "dc", "user_code": "BCDF-GHJK",
+                            "verification_uri": "http://127.0.0.1:1/device",
+                            "expires_in": 60, "interval": interval})
+                    } else {
+                        json!({"user": {"id": "user_alice", "email": "alice@example.com"},
+                            "organization_id": "org_acme", "access_token": "at_not_a_jwt",
+                            "refresh_token": "rt_opaque_refresh_token"})
+                    }
+                    .to_string();
+                    let _ = write!(
+                        writer,
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                         content-length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                }
+            });
+        }
+    });
+    (base, log)
+}
+
+#[test]
+fn device_polling_survives_a_server_closing_idle_connections() {
+    let (base, log) = one_request_per_connection_idp(3);
+    let sb = Sandbox::new();
+    let (run, _) = spawn_login(
+        &sb,
+        &[
+            "--issuer",
+            &base,
+            "--client-id",
+            "client_test",
+            "--org",
+            "org_acme",
+            "--device",
+        ],
+    )
+    .finish(LONG);
+    let log = log.lock().unwrap().clone();
+    assert_eq!(run.code, Some(0), "{run:#?}\nserver: {log:?}");
+    assert!(
+        !log.iter().any(|l| l.starts_with("dropped")),
+        "a connection idle for the whole poll interval was reused: {log:?}"
+    );
+    assert_eq!(sb.contexts_json()[0]["organization_id"], "org_acme");
+}
