@@ -127,15 +127,27 @@ fn save_refreshed(app: &App, key: &str, ctx: &Context, session: Session) -> Resu
         access_token: session.access_token,
     };
     cache::write(&app.paths, &token)?;
+    // The session is saved; config.toml only learns the new expiry (and where the secret went
+    // after a keychain fallback). A store locked by a hung process must not fail the caller.
+    if let Err(err) = record_refresh(app, key, token.expires_at, storage) {
+        app.ui.warn(&format!(
+            "the token was refreshed, but config.toml was not updated: {}",
+            err.message
+        ));
+    }
+    Ok(token)
+}
+
+fn record_refresh(app: &App, key: &str, expires_at: i64, storage: Storage) -> Result<()> {
     let lock = ConfigLock::acquire(&app.paths)?;
     let mut config = lock.load()?;
     if let Some(c) = config.contexts.get_mut(key) {
-        c.access_token_expires_at = Some(time::rfc3339(token.expires_at));
+        c.access_token_expires_at = Some(time::rfc3339(expires_at));
         c.storage = storage;
         c.needs_login = false;
         lock.save(&config)?;
     }
-    Ok(token)
+    Ok(())
 }
 
 /// Marks a context as needing a new login; it stays in the store.

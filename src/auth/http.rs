@@ -87,12 +87,8 @@ impl Http {
         })
     }
 
-    /// POSTs a form and decodes a JSON answer.
-    pub async fn post_form<T: DeserializeOwned>(
-        &self,
-        url: &str,
-        fields: &[(&str, &str)],
-    ) -> Result<Reply<T>> {
+    /// `-v`: the request line and its form fields, secrets redacted.
+    fn log_post(&self, url: &str, fields: &[(&str, &str)]) {
         if self.ui.verbose {
             let shown: Vec<String> = fields
                 .iter()
@@ -101,6 +97,15 @@ impl Http {
             self.ui
                 .debug(&format!("> POST {} [{}]", redact_url(url), shown.join("&")));
         }
+    }
+
+    /// POSTs a form and decodes a JSON answer.
+    pub async fn post_form<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        fields: &[(&str, &str)],
+    ) -> Result<Reply<T>> {
+        self.log_post(url, fields);
         let request = self.client.post(url).form(fields);
         self.send(url, request).await
     }
@@ -117,14 +122,7 @@ impl Http {
         url: &str,
         fields: &[(&str, &str)],
     ) -> Result<std::result::Result<u16, IdpError>> {
-        if self.ui.verbose {
-            let shown: Vec<String> = fields
-                .iter()
-                .map(|(k, v)| format!("{k}={}", redact_value(k, v)))
-                .collect();
-            self.ui
-                .debug(&format!("> POST {} [{}]", redact_url(url), shown.join("&")));
-        }
+        self.log_post(url, fields);
         let response = self
             .client
             .post(url)

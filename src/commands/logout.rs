@@ -9,12 +9,7 @@ use crate::store::{Config, ConfigLock, Context, ProviderKind};
 
 pub fn run(app: &App, args: LogoutArgs) -> Result<()> {
     let config = Config::load(&app.paths)?;
-    let keys: Vec<String> = if args.all {
-        config.contexts.keys().cloned().collect()
-    } else {
-        let query = args.name.as_deref().or(app.context.as_deref());
-        vec![config.selected(query)?]
-    };
+    let keys = config.targets(args.all, args.name.as_deref().or(app.context.as_deref()))?;
     if keys.is_empty() {
         app.ui.say("No contexts to log out of.");
         return Ok(());

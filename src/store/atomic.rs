@@ -11,17 +11,35 @@ use crate::error::{Error, Result};
 
 /// Replaces `path` with `contents`; the new file is 0600 on Unix.
 pub fn write(path: &Path, contents: &[u8]) -> Result<()> {
+    replace(path, contents, true)?;
+    if let Some(dir) = path.parent() {
+        remove_abandoned(dir);
+    }
+    Ok(())
+}
+
+/// Replaces `path` atomically but without fsync: for derived data that is rebuilt when lost.
+pub fn write_unsynced(path: &Path, contents: &[u8]) -> Result<()> {
+    replace(path, contents, false)
+}
+
+fn replace(path: &Path, contents: &[u8], sync: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .tempfile_in(dir)
         .map_err(|e| Error::io("create a temporary file in", dir, &e))?;
     tmp.write_all(contents)
-        .and_then(|()| tmp.as_file().sync_all())
+        .and_then(|()| {
+            if sync {
+                tmp.as_file().sync_all()
+            } else {
+                Ok(())
+            }
+        })
         .map_err(|e| Error::io("write", tmp.path(), &e))?;
     tmp.persist(path)
         .map_err(|e| Error::io("replace", path, &e.error))?;
-    remove_abandoned(dir);
     Ok(())
 }
 
@@ -42,18 +60,4 @@ fn remove_abandoned(dir: &Path) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
-}
-
-/// Replaces `path` atomically but without fsync: for derived data that is rebuilt when lost.
-pub fn write_unsynced(path: &Path, contents: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io("create a temporary file in", dir, &e))?;
-    tmp.write_all(contents)
-        .map_err(|e| Error::io("write", tmp.path(), &e))?;
-    tmp.persist(path)
-        .map_err(|e| Error::io("replace", path, &e.error))?;
-    Ok(())
 }

@@ -343,6 +343,16 @@ impl Config {
         }
     }
 
+    /// The keys a command acts on: every context with `--all`, else the one named (or the
+    /// `--context` / current one).
+    pub fn targets(&self, all: bool, name: Option<&str>) -> Result<Vec<String>> {
+        if all {
+            Ok(self.contexts.keys().cloned().collect())
+        } else {
+            Ok(vec![self.selected(name)?])
+        }
+    }
+
     /// A name not used by any other context: `base`, else `base-2`, `base-3`, ...
     pub fn unique_name(&self, base: &str, key: &str) -> String {
         let taken = |n: &str| self.contexts.iter().any(|(k, c)| k != key && c.name == n);
