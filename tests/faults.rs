@@ -12,12 +12,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use common::*;
 use serde_json::{Value, json};
 
@@ -27,186 +25,9 @@ const LONG: Duration = Duration::from_secs(20);
 // Harness
 // ---------------------------------------------------------------------------------------------
 
-/// One output of one command, kept for the final secrets check.
-struct Logged {
-    what: String,
-    stdout: String,
-    stderr: String,
-    /// `mycli token`: its stdout is the one place an access token may appear.
-    token_stdout: bool,
-}
-
-/// A `mycli` process running in the background, its output collected as it arrives.
-struct Bg {
-    what: String,
-    child: Child,
-    started: Instant,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-    readers: Vec<JoinHandle<()>>,
-}
-
-fn collect(mut from: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = from.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            into.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    })
-}
-
-impl Bg {
-    fn start(mut cmd: Command, what: String) -> Bg {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let readers = vec![
-            collect(child.stdout.take().unwrap(), stdout.clone()),
-            collect(child.stderr.take().unwrap(), stderr.clone()),
-        ];
-        Bg {
-            what,
-            child,
-            started: Instant::now(),
-            stdout,
-            stderr,
-            readers,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Waits until stderr contains `needle`; returns stderr so far.
-    fn wait_stderr(&mut self, needle: &str) -> String {
-        let seen = wait_for(LONG, || self.stderr().contains(needle));
-        let stderr = self.stderr();
-        assert!(
-            seen,
-            "{}: stderr never said {needle:?} (exit: {:?}):\n{stderr}",
-            self.what,
-            self.child.try_wait()
-        );
-        stderr
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    /// Ctrl-C, as the terminal sends it.
-    fn sigint(&self) {
-        let status = Command::new("kill")
-            .args(["-INT", &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// SIGKILL: no handler runs, no destructor, no cleanup.
-    fn sigkill(mut self) -> Run {
-        self.child.kill().unwrap();
-        self.finish(LONG).0
-    }
-
-    /// Waits for the exit (killing it and failing after `timeout`), then the full output.
-    fn finish(mut self, timeout: Duration) -> (Run, Duration) {
-        let end = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > end {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "{} still running after {timeout:?}; stderr:\n{}",
-                    self.what,
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let elapsed = self.started.elapsed();
-        for reader in self.readers.drain(..) {
-            reader.join().unwrap();
-        }
-        let run = Run {
-            code: status.code(),
-            stdout: self.stdout.lock().unwrap().clone(),
-            stderr: self.stderr(),
-        };
-        assert_no_panic(&self.what, &run.stderr);
-        (run, elapsed)
-    }
-}
-
-impl Drop for Bg {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn assert_no_panic(what: &str, stderr: &str) {
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
-        "{what}: panic text on stderr:\n{stderr}"
-    );
-}
-
-/// A sandbox at its own test IdP (device interval 1 s), with every output any command printed
-/// and every secret the store ever held.
-struct World {
-    idp: Option<Idp>,
-    base: String,
-    sb: Sandbox,
-    log: Vec<Logged>,
-    refresh_tokens: BTreeSet<String>,
-    access_tokens: BTreeSet<String>,
-}
-
+/// `common::World` (a sandbox at its own test IdP, device interval 1 s, with every output any
+/// command printed and every secret the store ever held), run through `Bg`.
 impl World {
-    fn new() -> World {
-        let idp = Idp::start();
-        idp.scenario(json!({"device_interval": 1}));
-        let mut sb = Sandbox::new();
-        sb.use_idp(&idp);
-        World {
-            base: idp.base.clone(),
-            idp: Some(idp),
-            sb,
-            log: Vec::new(),
-            refresh_tokens: BTreeSet::new(),
-            access_tokens: BTreeSet::new(),
-        }
-    }
-
-    fn idp(&self) -> &Idp {
-        self.idp.as_ref().expect("the IdP was stopped")
-    }
-
-    /// Stops the IdP: its port refuses connections from now on.
-    fn stop_idp(&mut self) {
-        self.idp = None;
-    }
-
     fn cmd(&self, env: &[(&str, &str)], args: &[&str]) -> Command {
         let mut cmd = self.sb.cmd();
         for (k, v) in env {
@@ -240,12 +61,7 @@ impl World {
 
     fn record(&mut self, what: &str, run: &Run, token_stdout: bool) {
         assert_no_panic(what, &run.stderr);
-        self.log.push(Logged {
-            what: what.to_string(),
-            stdout: run.stdout.clone(),
-            stderr: run.stderr.clone(),
-            token_stdout,
-        });
+        self.log_run(what, run, token_stdout);
         self.harvest();
     }
 
@@ -268,70 +84,23 @@ impl World {
 
     /// Remembers every refresh and access token the store holds right now.
     fn harvest(&mut self) {
-        for rt in credentials(&self.sb).into_values() {
-            self.refresh_tokens.insert(rt);
-        }
-        if let Ok(dir) = std::fs::read_dir(self.sb.path("tokens")) {
-            for entry in dir.flatten() {
-                let Ok(bytes) = std::fs::read(entry.path()) else {
-                    continue;
-                };
-                if let Ok(v) = serde_json::from_slice::<Value>(&bytes)
-                    && let Some(at) = v["access_token"].as_str()
-                {
-                    self.access_tokens.insert(at.to_string());
-                }
-            }
-        }
+        self.harvest_with(credentials(&self.sb).into_values());
     }
 
     /// No output of any command showed a secret; only `token`'s stdout an access token.
     fn assert_no_secrets(&mut self) {
         self.harvest();
         assert!(!self.refresh_tokens.is_empty(), "no secret was ever stored");
-        for l in &self.log {
-            for rt in &self.refresh_tokens {
-                assert!(
-                    !l.stdout.contains(rt.as_str()) && !l.stderr.contains(rt.as_str()),
-                    "`{}` printed a refresh token",
-                    l.what
-                );
-            }
-            for at in &self.access_tokens {
-                assert!(
-                    !l.stderr.contains(at.as_str()),
-                    "`{}` printed an access token on stderr",
-                    l.what
-                );
-                assert!(
-                    l.token_stdout || !l.stdout.contains(at.as_str()),
-                    "`{}` printed an access token on stdout",
-                    l.what
-                );
-            }
-        }
+        self.assert_no_secret_printed(|l, _| l.token_stdout);
     }
 
     fn refresh_token(&self, key: &str) -> Option<String> {
         credentials(&self.sb).remove(key)
     }
 
-    fn cache_path(&self, key: &str) -> PathBuf {
-        self.sb.path("tokens").join(format!("{key}.json"))
-    }
-
-    fn cached(&self, key: &str) -> String {
-        let bytes = std::fs::read(self.cache_path(key)).unwrap();
-        let v: Value = serde_json::from_slice(&bytes).unwrap();
-        v["access_token"].as_str().unwrap().to_string()
-    }
-
     /// Leaves the cached access token valid for 10 s only: `token` must refresh.
     fn make_stale(&self, key: &str) {
-        let path = self.cache_path(key);
-        let mut v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        v["expires_at"] = json!(now() + 10);
-        std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+        self.expire_cached_in(key, 10);
     }
 
     /// What another context's session is made of: its cached token file, its refresh token
@@ -346,20 +115,11 @@ impl World {
     }
 
     fn contexts(&mut self) -> Vec<Value> {
-        let run = self.run(&["contexts", "-o", "json"]);
-        run.ok();
-        serde_json::from_str::<Value>(&run.stdout)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
+        contexts_of(&self.run(&["contexts", "-o", "json"]))
     }
 
     fn context(&mut self, name: &str) -> Value {
-        self.contexts()
-            .into_iter()
-            .find(|c| c["name"] == name)
-            .unwrap_or_else(|| panic!("no context {name:?}"))
+        context_named(self.contexts(), name)
     }
 
     /// `mycli [--context NAME] token`: the printed token, checked to be a valid JWT for `org`.
@@ -374,62 +134,9 @@ impl World {
         token
     }
 
-    fn stats(&self) -> Value {
-        self.idp().stats()
-    }
-
     fn stat(&self, name: &str) -> u64 {
         self.stats()[name].as_u64().unwrap_or(0)
     }
-}
-
-/// `credentials.toml`: context key -> refresh token.
-fn credentials(sb: &Sandbox) -> BTreeMap<String, String> {
-    let Ok(text) = std::fs::read_to_string(sb.path("credentials.toml")) else {
-        return BTreeMap::new();
-    };
-    let table: toml::Table = toml::from_str(&text).expect("credentials.toml parses");
-    table
-        .into_iter()
-        .map(|(k, v)| (k, v["refresh-token"].as_str().unwrap().to_string()))
-        .collect()
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// The claims of a JWT (not verified: the IdP signed it; this reads what it says).
-fn claims(jwt: &str) -> Value {
-    let parts: Vec<&str> = jwt.split('.').collect();
-    assert_eq!(parts.len(), 3, "not a JWT");
-    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(parts[1])
-        .unwrap();
-    serde_json::from_slice(&payload).unwrap()
-}
-
-/// The single token `mycli token` printed: exactly one line, nothing else.
-fn printed_token(run: &Run) -> String {
-    run.ok();
-    let token = run
-        .stdout
-        .strip_suffix('\n')
-        .unwrap_or_else(|| panic!("token output does not end with a newline: {run:#?}"));
-    assert!(!token.is_empty() && !token.contains('\n'), "{run:#?}");
-    token.to_string()
-}
-
-/// Asserts a JWT is for `org`, from this IdP, and good for more than the 60 s margin.
-fn assert_valid_for(jwt: &str, org: &str, base: &str) {
-    let c = claims(jwt);
-    assert_eq!(c["org_id"], org, "org_id claim");
-    assert_eq!(c["iss"], base, "iss claim");
-    let exp = c["exp"].as_i64().unwrap();
-    assert!(exp > now() + 60, "the token expires too soon: exp {exp}");
 }
 
 /// An error is one clear line (plus at most a hint), not a panic or a backtrace.
@@ -455,39 +162,6 @@ fn user_code(stderr: &str) -> String {
         .unwrap_or_else(|| panic!("no user code on stderr:\n{stderr}"))
         .trim()
         .to_string()
-}
-
-/// No run of 40+ token characters: a device code, refresh token or JWT would be one.
-fn assert_no_opaque_code(text: &str) {
-    let longest = text
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
-    assert!(longest < 40, "stderr shows a long opaque code:\n{text}");
-}
-
-/// Every file under the store with its bytes, lock files and the derived index aside.
-fn store_files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            if path.is_dir() {
-                if name != "locks" && name != "cache" {
-                    walk(&path, out);
-                }
-            } else {
-                out.insert(path.clone(), std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, &mut out);
-    out
 }
 
 /// Asserts the store holds exactly `before`; on failure names the files that differ (never
@@ -525,25 +199,6 @@ fn stray_temp_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     walk(dir, &mut out);
     out
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The authorize URL printed on stderr.
-fn authorize_url(stderr: &str) -> String {
-    stderr
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("http") && l.contains("authorize?"))
-        .unwrap_or_else(|| panic!("no authorize URL on stderr:\n{stderr}"))
-        .to_string()
 }
 
 fn query_param(url: &str, name: &str) -> String {
@@ -635,25 +290,6 @@ fn hold_lock(lock: &Path) -> std::fs::File {
         .unwrap();
     file.lock().unwrap();
     file
-}
-
-/// Starts `mycli login --org org_acme --no-browser --port P`; the process, its port and the
-/// authorize URL it printed.
-fn start_pkce_login(sb: &Sandbox) -> (Bg, u16, String) {
-    let port = free_port();
-    let args = [
-        "login",
-        "--org",
-        "org_acme",
-        "--no-browser",
-        "--port",
-        &port.to_string(),
-    ];
-    let mut cmd = sb.cmd();
-    cmd.args(args);
-    let mut bg = Bg::start(cmd, args.join(" "));
-    let url = authorize_url(&bg.wait_stderr("Waiting for the sign-in"));
-    (bg, port, url)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1181,7 +817,7 @@ fn a_hanging_or_dead_idp_fails_one_context_clearly_and_serves_the_other() {
     let mut w = World::new();
     w.login("org_acme", "acme");
     w.login("org_globex", "globex");
-    let globex_token = w.cached("org_globex");
+    let globex_token = w.cached("org_globex").unwrap();
     w.make_stale("org_acme");
     let stale = store_files(&w.sb.config_dir);
 

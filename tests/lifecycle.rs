@@ -13,7 +13,6 @@ use std::collections::BTreeSet;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use common::*;
 use serde_json::{Value, json};
 
@@ -21,51 +20,9 @@ use serde_json::{Value, json};
 // Harness
 // ---------------------------------------------------------------------------------------------
 
-/// One output of one command, kept for the secrets check.
-struct Logged {
-    what: String,
-    run: Run,
-    /// `mycli token`: its stdout is the one place an access token may appear.
-    token_stdout: bool,
-}
-
-/// A sandbox signed in at its own test IdP, with every output any command printed and
-/// every secret the store ever held.
-struct World {
-    idp: Option<Idp>,
-    base: String,
-    sb: Sandbox,
-    log: Vec<Logged>,
-    refresh_tokens: BTreeSet<String>,
-    access_tokens: BTreeSet<String>,
-}
-
+/// `common::World` (a sandbox at its own test IdP, with every output any command printed and
+/// every secret the store ever held), signed in and run through `wait_with_output`.
 impl World {
-    fn new(knobs: Value) -> World {
-        let idp = Idp::start();
-        idp.scenario(json!({"device_interval": 1}));
-        idp.scenario(knobs);
-        let mut sb = Sandbox::new();
-        sb.use_idp(&idp);
-        World {
-            base: idp.base.clone(),
-            idp: Some(idp),
-            sb,
-            log: Vec::new(),
-            refresh_tokens: BTreeSet::new(),
-            access_tokens: BTreeSet::new(),
-        }
-    }
-
-    fn idp(&self) -> &Idp {
-        self.idp.as_ref().expect("the IdP was stopped")
-    }
-
-    /// Stops the IdP: its port refuses connections from now on.
-    fn stop_idp(&mut self) {
-        self.idp = None;
-    }
-
     /// Signs in with the real device flow, approved at the IdP as alice.
     fn login(&mut self, args: &[&str]) -> Run {
         let mut all = vec!["login", "--device"];
@@ -125,38 +82,19 @@ impl World {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         };
-        self.log.push(Logged {
-            what: what.to_string(),
-            run: Run {
-                code: run.code,
-                stdout: run.stdout.clone(),
-                stderr: run.stderr.clone(),
-            },
-            token_stdout,
-        });
+        self.log_run(what, &run, token_stdout);
         self.harvest();
         run
     }
 
     /// Remembers every refresh and access token the store holds right now.
     fn harvest(&mut self) {
-        for key in self.credential_keys() {
-            if let Some(rt) = self.refresh_token(&key) {
-                self.refresh_tokens.insert(rt);
-            }
-        }
-        if let Ok(dir) = std::fs::read_dir(self.sb.path("tokens")) {
-            for entry in dir.flatten() {
-                let Ok(bytes) = std::fs::read(entry.path()) else {
-                    continue;
-                };
-                if let Ok(v) = serde_json::from_slice::<Value>(&bytes)
-                    && let Some(at) = v["access_token"].as_str()
-                {
-                    self.access_tokens.insert(at.to_string());
-                }
-            }
-        }
+        let refresh_tokens: Vec<String> = self
+            .credential_keys()
+            .iter()
+            .filter_map(|key| self.refresh_token(key))
+            .collect();
+        self.harvest_with(refresh_tokens);
     }
 
     /// No refresh token in any output; an access token only on the stdout of `token`.
@@ -165,29 +103,7 @@ impl World {
             !self.refresh_tokens.is_empty() && !self.access_tokens.is_empty(),
             "the secrets check found no secrets to look for"
         );
-        for l in &self.log {
-            for rt in &self.refresh_tokens {
-                assert!(
-                    !l.run.stdout.contains(rt.as_str()) && !l.run.stderr.contains(rt.as_str()),
-                    "`mycli {}` printed a refresh token",
-                    l.what
-                );
-            }
-            for at in &self.access_tokens {
-                assert!(
-                    !l.run.stderr.contains(at.as_str()),
-                    "`mycli {}` printed an access token on stderr",
-                    l.what
-                );
-                if l.run.stdout.contains(at.as_str()) {
-                    assert!(
-                        l.token_stdout && l.run.stdout == format!("{at}\n"),
-                        "`mycli {}` printed an access token on stdout",
-                        l.what
-                    );
-                }
-            }
-        }
+        self.assert_no_secret_printed(|l, at| l.token_stdout && l.run.stdout == format!("{at}\n"));
     }
 
     fn credentials_text(&self) -> String {
@@ -213,31 +129,9 @@ impl World {
             .map(str::to_string)
     }
 
-    fn cache_path(&self, key: &str) -> std::path::PathBuf {
-        self.sb.path(&format!("tokens/{key}.json"))
-    }
-
-    /// The cached access token of a context.
-    fn cached(&self, key: &str) -> Option<String> {
-        let bytes = std::fs::read(self.cache_path(key)).ok()?;
-        let v: Value = serde_json::from_slice(&bytes).ok()?;
-        v["access_token"].as_str().map(str::to_string)
-    }
-
     /// Moves the cached token's expiry to 30 s from now: inside the 60 s refresh margin.
     fn make_stale(&self, key: &str) {
-        let path = self.cache_path(key);
-        let mut v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        v["expires_at"] = json!(now() + 30);
-        std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
-    }
-
-    fn stats(&self) -> Value {
-        self.idp().stats()
-    }
-
-    fn refreshes(&self) -> u64 {
-        self.idp().refreshes()
+        self.expire_cached_in(key, 30);
     }
 
     fn stat(&self, name: &str) -> u64 {
@@ -256,63 +150,13 @@ impl World {
             .clone()
     }
 
-    /// `contexts -o json`, parsed.
     fn contexts(&mut self) -> Vec<Value> {
-        let run = self.run(&["contexts", "-o", "json"]);
-        run.ok();
-        serde_json::from_str::<Value>(&run.stdout)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
+        contexts_of(&self.run(&["contexts", "-o", "json"]))
     }
 
     fn context(&mut self, name: &str) -> Value {
-        self.contexts()
-            .into_iter()
-            .find(|c| c["name"] == name)
-            .unwrap_or_else(|| panic!("no context {name}"))
+        context_named(self.contexts(), name)
     }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// The claims of a JWT (not verified: the IdP signed it; this reads what it says).
-fn claims(jwt: &str) -> Value {
-    let parts: Vec<&str> = jwt.split('.').collect();
-    assert_eq!(parts.len(), 3, "not a JWT");
-    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(parts[1])
-        .unwrap();
-    serde_json::from_slice(&payload).unwrap()
-}
-
-/// The single token `mycli token` printed: exactly one line, nothing else.
-fn printed_token(run: &Run) -> String {
-    run.ok();
-    let token = run
-        .stdout
-        .strip_suffix('\n')
-        .unwrap_or_else(|| panic!("token output does not end with a newline: {run:#?}"));
-    assert!(
-        !token.is_empty() && !token.contains('\n'),
-        "token printed more than one line"
-    );
-    token.to_string()
-}
-
-/// Asserts a JWT is for `org`, from this IdP, and good for more than the 60 s margin.
-fn assert_valid_for(jwt: &str, org: &str, base: &str) {
-    let c = claims(jwt);
-    assert_eq!(c["org_id"], org, "org_id claim");
-    assert_eq!(c["iss"], base, "iss claim");
-    let exp = c["exp"].as_i64().unwrap();
-    assert!(exp > now() + 60, "the token expires too soon: exp {exp}");
 }
 
 /// A refresh grant made directly at the IdP with `rt`: the HTTP status and the answer.
@@ -354,7 +198,7 @@ fn assert_clear_error(run: &Run) {
 
 #[test]
 fn token_prints_only_the_access_token_and_makes_no_request_while_valid() {
-    let mut w = World::new(json!({}));
+    let mut w = World::with_scenario(json!({}));
     w.login_org("org_globex", "globex");
     w.login_org("org_acme", "acme");
 
@@ -394,7 +238,7 @@ fn token_prints_only_the_access_token_and_makes_no_request_while_valid() {
 #[test]
 fn expired_token_refreshes_and_the_rotated_refresh_token_is_used_next() {
     // A 30 s token is always inside the 60 s margin: every `token` call refreshes.
-    let mut w = World::new(json!({"access_token_ttl": 30}));
+    let mut w = World::with_scenario(json!({"access_token_ttl": 30}));
     w.login_org("org_acme", "acme");
     let login_token = w.cached("org_acme").unwrap();
     let rt0 = w.refresh_token("org_acme").unwrap();
@@ -431,7 +275,7 @@ fn expired_token_refreshes_and_the_rotated_refresh_token_is_used_next() {
 
 #[test]
 fn thirty_two_token_processes_at_expiry_make_exactly_one_refresh() {
-    let mut w = World::new(json!({}));
+    let mut w = World::with_scenario(json!({}));
     w.login_org("org_acme", "acme");
     let old = w.cached("org_acme").unwrap();
     let sid = claims(&old)["sid"].as_str().unwrap().to_string();
@@ -467,7 +311,7 @@ fn thirty_two_token_processes_at_expiry_make_exactly_one_refresh() {
 
 #[test]
 fn storm_over_two_contexts_makes_one_refresh_each() {
-    let mut w = World::new(json!({}));
+    let mut w = World::with_scenario(json!({}));
     w.login_org("org_acme", "acme");
     w.login_org("org_globex", "globex");
     let old_acme = w.cached("org_acme").unwrap();
@@ -560,7 +404,7 @@ fn assert_acme_needs_login_and_globex_works(w: &mut World) {
 
 #[test]
 fn revoked_session_needs_login_and_other_contexts_are_untouched() {
-    let mut w = World::new(json!({}));
+    let mut w = World::with_scenario(json!({}));
     w.login_org("org_globex", "globex");
     w.login_org("org_acme", "acme");
     let sid = claims(&w.cached("org_acme").unwrap())["sid"]
@@ -577,7 +421,7 @@ fn revoked_session_needs_login_and_other_contexts_are_untouched() {
 
 #[test]
 fn invalid_grant_needs_login_and_other_contexts_are_untouched() {
-    let mut w = World::new(json!({}));
+    let mut w = World::with_scenario(json!({}));
     w.login_org("org_globex", "globex");
     w.login_org("org_acme", "acme");
     w.idp().scenario(json!({"fail_next": ["invalid_grant"]}));
@@ -592,7 +436,7 @@ fn invalid_grant_needs_login_and_other_contexts_are_untouched() {
 
 #[test]
 fn transient_refresh_failures_keep_the_session() {
-    let mut w = World::new(json!({}));
+    let mut w = World::with_scenario(json!({}));
     w.login_org("org_acme", "acme");
     for fault in [
         "500",
@@ -660,7 +504,7 @@ fn drop_after_rotate(w: &mut World) {
 
 #[test]
 fn lost_refresh_answer_is_recovered_inside_the_grace_window() {
-    let mut w = World::new(json!({"refresh_grace_ms": 30000}));
+    let mut w = World::with_scenario(json!({"refresh_grace_ms": 30000}));
     drop_after_rotate(&mut w);
     let sid = claims(&w.cached("org_acme").unwrap())["sid"]
         .as_str()
@@ -684,7 +528,7 @@ fn lost_refresh_answer_is_recovered_inside_the_grace_window() {
 
 #[test]
 fn lost_refresh_answer_without_grace_window_needs_login() {
-    let mut w = World::new(json!({}));
+    let mut w = World::with_scenario(json!({}));
     drop_after_rotate(&mut w);
     let sid = claims(&w.cached("org_acme").unwrap())["sid"]
         .as_str()
@@ -710,7 +554,7 @@ fn lost_refresh_answer_without_grace_window_needs_login() {
 
 #[test]
 fn refresh_forces_a_new_token_and_saves_the_rotation() {
-    let mut w = World::new(json!({}));
+    let mut w = World::with_scenario(json!({}));
     w.login_org("org_globex", "globex");
     w.login_org("org_acme", "acme");
     let acme0 = (w.cached("org_acme").unwrap(), w.refresh_token("org_acme"));
@@ -786,7 +630,7 @@ fn refresh_forces_a_new_token_and_saves_the_rotation() {
 
 #[test]
 fn status_describes_the_session_and_exits_4_when_it_needs_login() {
-    let mut w = World::new(json!({}));
+    let mut w = World::with_scenario(json!({}));
     w.login_org("org_globex", "globex");
     w.login_org("org_acme", "acme");
 
@@ -904,7 +748,7 @@ fn assert_gone_locally(w: &mut World, name: &str, key: &str) {
 
 #[test]
 fn logout_ends_the_workos_session_and_removes_the_context() {
-    let mut w = World::new(json!({}));
+    let mut w = World::with_scenario(json!({}));
     w.login_org("org_acme", "acme");
     w.login_org("org_globex", "globex");
     let rt = w.refresh_token("org_globex").unwrap();
@@ -945,7 +789,7 @@ fn logout_ends_the_workos_session_and_removes_the_context() {
 
 #[test]
 fn logout_with_the_idp_down_still_removes_the_local_session() {
-    let mut w = World::new(json!({}));
+    let mut w = World::with_scenario(json!({}));
     w.login_org("org_globex", "globex");
     w.login_org("org_acme", "acme");
     w.stop_idp();
@@ -970,7 +814,7 @@ fn logout_with_the_idp_down_still_removes_the_local_session() {
 
 #[test]
 fn logout_all_ends_every_session() {
-    let mut w = World::new(json!({}));
+    let mut w = World::with_scenario(json!({}));
     w.login_org("org_acme", "acme");
     w.login_org("org_globex", "globex");
     let sids: BTreeSet<String> = ["org_acme", "org_globex"]
@@ -1022,7 +866,7 @@ fn logout_all_ends_every_session() {
 }
 
 fn oidc_logout(knobs: Value) {
-    let mut w = World::new(knobs);
+    let mut w = World::with_scenario(knobs);
     let issuer = format!("{}/oidc", w.base);
     w.login(&[
         "--provider",
@@ -1094,7 +938,7 @@ fn oidc_logout_succeeds_when_access_tokens_cannot_be_revoked() {
 
 #[test]
 fn verbose_output_shows_the_exchange_with_secrets_redacted() {
-    let mut w = World::new(json!({}));
+    let mut w = World::with_scenario(json!({}));
     let login = w.login(&["-v", "--org", "org_acme", "--name", "acme"]);
     let device = format!("> POST {}/user_management/authorize/device", w.base);
     assert!(login.stderr.contains(&device), "{login:#?}");
@@ -1166,7 +1010,7 @@ fn verbose_output_shows_the_exchange_with_secrets_redacted() {
 
 #[test]
 fn a_held_context_lock_ends_token_in_bounded_time_naming_the_lock() {
-    let mut w = World::new(json!({}));
+    let mut w = World::with_scenario(json!({}));
     w.login_org("org_acme", "acme");
     w.make_stale("org_acme");
     let locks = w.sb.path("locks");

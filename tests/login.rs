@@ -5,16 +5,13 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::io::Read;
 use std::net::TcpListener;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::http::{self, Connections, Response};
 use common::*;
 use serde_json::{Value, json};
 
@@ -27,142 +24,15 @@ fn login(sb: &Sandbox, args: &[&str]) -> Run {
     let mut all = vec!["login"];
     all.extend_from_slice(args);
     let run = sb.run(&all);
-    assert_no_panic(&run.stderr);
+    assert_no_panic("login", &run.stderr);
     run
-}
-
-fn assert_no_panic(stderr: &str) {
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
-        "panic text on stderr:\n{stderr}"
-    );
-}
-
-/// A `mycli` process running in the background, its output collected as it arrives.
-struct Bg {
-    child: Child,
-    started: Instant,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-    readers: Vec<JoinHandle<()>>,
-}
-
-fn collect(mut from: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = from.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            into.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    })
 }
 
 /// Starts `mycli login ARGS` in the background.
 fn spawn_login(sb: &Sandbox, args: &[&str]) -> Bg {
-    let mut child = sb
-        .cmd()
-        .arg("login")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = Arc::new(Mutex::new(String::new()));
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let readers = vec![
-        collect(child.stdout.take().unwrap(), stdout.clone()),
-        collect(child.stderr.take().unwrap(), stderr.clone()),
-    ];
-    Bg {
-        child,
-        started: Instant::now(),
-        stdout,
-        stderr,
-        readers,
-    }
-}
-
-impl Bg {
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Waits until stderr contains `needle`; returns stderr so far.
-    fn wait_stderr(&mut self, needle: &str) -> String {
-        let seen = wait_for(Duration::from_secs(20), || self.stderr().contains(needle));
-        let stderr = self.stderr();
-        assert!(
-            seen,
-            "stderr never said {needle:?} (exit: {:?}):\n{stderr}",
-            self.child.try_wait()
-        );
-        stderr
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    /// Ctrl-C, as the terminal sends it.
-    fn sigint(&self) {
-        let status = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the exit (killing it and failing after `timeout`), then the full output.
-    fn finish(mut self, timeout: Duration) -> (Run, Duration) {
-        let end = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > end {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "mycli login still running after {timeout:?}; stderr:\n{}",
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let elapsed = self.started.elapsed();
-        for reader in self.readers.drain(..) {
-            reader.join().unwrap();
-        }
-        let run = Run {
-            code: status.code(),
-            stdout: self.stdout.lock().unwrap().clone(),
-            stderr: self.stderr(),
-        };
-        assert_no_panic(&run.stderr);
-        (run, elapsed)
-    }
-}
-
-impl Drop for Bg {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let mut all = vec!["login"];
+    all.extend_from_slice(args);
+    sb.spawn(&all)
 }
 
 /// A BROWSER program that only leaves a marker file behind; the marker's path.
@@ -190,30 +60,8 @@ fn pkce_sandbox(idp: &Idp) -> Sandbox {
     sb
 }
 
-/// Every file of the store with its bytes; lock files and derived caches aside.
-fn store_files(sb: &Sandbox) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                if !["locks", "cache"].contains(&path.file_name().unwrap().to_str().unwrap()) {
-                    walk(&path, out);
-                }
-            } else {
-                out.insert(path.clone(), std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(&sb.config_dir, &mut out);
-    out
-}
-
 fn assert_store_empty(sb: &Sandbox) {
-    let files = store_files(sb);
+    let files = store_files(&sb.config_dir);
     assert!(
         files.is_empty(),
         "the store should be untouched, found {:?}",
@@ -223,12 +71,7 @@ fn assert_store_empty(sb: &Sandbox) {
 
 /// The refresh tokens in credentials.toml and the access tokens in the token cache.
 fn secrets(sb: &Sandbox) -> Vec<String> {
-    let mut out = Vec::new();
-    let creds = std::fs::read_to_string(sb.path("credentials.toml")).unwrap_or_default();
-    let creds: toml::Table = toml::from_str(&creds).unwrap();
-    for entry in creds.values() {
-        out.push(entry["refresh-token"].as_str().unwrap().to_string());
-    }
+    let mut out: Vec<String> = credentials(sb).into_values().collect();
     if let Ok(dir) = std::fs::read_dir(sb.path("tokens")) {
         for entry in dir {
             let bytes = std::fs::read(entry.unwrap().path()).unwrap();
@@ -249,30 +92,6 @@ fn assert_no_secret_in(sb: &Sandbox, what: &str, text: &str) {
             "a secret leaked into {what}:\n{text}"
         );
     }
-}
-
-/// No run of 40+ token characters: a device code, refresh token or JWT would be one.
-fn assert_no_opaque_code(text: &str) {
-    let longest = text
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
-    assert!(longest < 40, "stderr shows a long opaque code:\n{text}");
-}
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
-/// The authorize URL printed on stderr.
-fn authorize_url(stderr: &str) -> String {
-    stderr
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with("http") && l.contains("authorize?"))
-        .unwrap_or_else(|| panic!("no authorize URL on stderr:\n{stderr}"))
-        .to_string()
 }
 
 /// Fetches `url` like a browser: follows the IdP's redirect to the loopback callback.
@@ -392,7 +211,7 @@ fn pkce_login_stores_the_org_context_and_shows_no_secret() {
     assert_no_secret_in(&sb, "config.toml", &sb.config_text());
     assert_eq!(mode(&sb.path("credentials.toml")), 0o600);
     assert_eq!(mode(&sb.config_dir), 0o700);
-    for (path, _) in store_files(&sb) {
+    for (path, _) in store_files(&sb.config_dir) {
         if path.starts_with(sb.path("tokens")) {
             assert_eq!(mode(&path), 0o600, "{}", path.display());
         }
@@ -451,18 +270,7 @@ fn stray_callbacks_are_ignored_and_the_real_one_completes() {
     let idp = Idp::start();
     let mut sb = Sandbox::new();
     sb.use_idp(&idp);
-    let port = free_port();
-    let mut bg = spawn_login(
-        &sb,
-        &[
-            "--org",
-            "org_acme",
-            "--no-browser",
-            "--port",
-            &port.to_string(),
-        ],
-    );
-    let url = authorize_url(&bg.wait_stderr("Waiting for the sign-in"));
+    let (mut bg, port, url) = start_pkce_login(&sb);
     let base = format!("http://127.0.0.1:{port}");
     assert_eq!(
         get_status(&format!("{base}/callback?code=x&state=WRONG")),
@@ -1165,7 +973,7 @@ fn ctrl_c_during_device_polling_exits_130_and_changes_nothing() {
     let idp = Idp::start();
     let sb = pkce_sandbox(&idp);
     login(&sb, &["--org", "org_acme"]).ok();
-    let before = store_files(&sb);
+    let before = store_files(&sb.config_dir);
     assert!(!before.is_empty());
 
     idp.scenario(json!({"device_interval": 1}));
@@ -1176,7 +984,11 @@ fn ctrl_c_during_device_polling_exits_130_and_changes_nothing() {
     let (run, elapsed) = bg.finish(LONG);
     assert_eq!(run.code, Some(130), "{run:#?}");
     assert!(elapsed < Duration::from_secs(15));
-    assert_eq!(store_files(&sb), before, "Ctrl-C changed the store");
+    assert_eq!(
+        store_files(&sb.config_dir),
+        before,
+        "Ctrl-C changed the store"
+    );
     assert_eq!(current(&sb).as_deref(), Some("org_acme"));
 }
 
@@ -1185,18 +997,7 @@ fn ctrl_c_during_the_pkce_wait_exits_130_and_frees_the_port() {
     let idp = Idp::start();
     let mut sb = Sandbox::new();
     sb.use_idp(&idp);
-    let port = free_port();
-    let mut bg = spawn_login(
-        &sb,
-        &[
-            "--org",
-            "org_acme",
-            "--no-browser",
-            "--port",
-            &port.to_string(),
-        ],
-    );
-    bg.wait_stderr("Waiting for the sign-in");
+    let (bg, port, _) = start_pkce_wait(&sb);
     assert!(
         TcpListener::bind(("127.0.0.1", port)).is_err(),
         "mycli should hold the loopback port while it waits"
@@ -1292,65 +1093,18 @@ fn oidc_device_login() {
 /// dropped when the next request arrives on them: what a client sees when a server (Node,
 /// Apache: 5 s) closes an idle keep-alive connection just as the client reuses it.
 fn one_request_per_connection_idp(interval: u64) -> (String, Arc<Mutex<Vec<String>>>) {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let seen = log.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            let seen = seen.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut writer = stream;
-                for n in 0.. {
-                    let mut request_line = String::new();
-                    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let mut length = 0;
-                    loop {
-                        let mut header = String::new();
-                        reader.read_line(&mut header).unwrap();
-                        if header.trim().is_empty() {
-                            break;
-                        }
-                        if let Some((k, v)) = header.split_once(':')
-                            && k.eq_ignore_ascii_case("content-length")
-                        {
-                            length = v.trim().parse().unwrap();
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    reader.read_exact(&mut body).unwrap();
-                    let path = request_line.split(' ').nth(1).unwrap_or("").to_string();
-                    if n > 0 {
-                        seen.lock().unwrap().push(format!("dropped {path}"));
-                        return;
-                    }
-                    seen.lock().unwrap().push(format!("answered {path}"));
-                    let answer = if path.ends_with("/authorize/device") {
-                        json!({"device_code": "dc", "user_code": "BCDF-GHJK",
-                            "verification_uri": "http://127.0.0.1:1/device",
-                            "expires_in": 60, "interval": interval})
-                    } else {
-                        json!({"user": {"id": "user_alice", "email": "alice@example.com"},
-                            "organization_id": "org_acme", "access_token": "at_not_a_jwt",
-                            "refresh_token": "rt_opaque_refresh_token"})
-                    }
-                    .to_string();
-                    let _ = write!(
-                        writer,
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
-                         content-length: {}\r\n\r\n{answer}",
-                        answer.len()
-                    );
-                }
-            });
-        }
+    let server = http::serve_with(Connections::OneRequestThenDrop, move |req| {
+        Response::json(if req.path.ends_with("/authorize/device") {
+            json!({"device_code": "dc", "user_code": "BCDF-GHJK",
+                "verification_uri": "http://127.0.0.1:1/device",
+                "expires_in": 60, "interval": interval})
+        } else {
+            json!({"user": {"id": "user_alice", "email": "alice@example.com"},
+                "organization_id": "org_acme", "access_token": "at_not_a_jwt",
+                "refresh_token": "rt_opaque_refresh_token"})
+        })
     });
-    (base, log)
+    (server.base, server.log)
 }
 
 #[test]

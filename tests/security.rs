@@ -6,89 +6,17 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::http::{self, Request, Response};
 use common::*;
 use serde_json::{Value, json};
 
-/// One scripted answer: status, content type, body, extra headers.
-struct Answer {
-    status: u16,
-    content_type: &'static str,
-    body: Vec<u8>,
-    location: Option<String>,
-}
-
-fn json_answer(value: Value) -> Answer {
-    Answer {
-        status: 200,
-        content_type: "application/json",
-        body: value.to_string().into_bytes(),
-        location: None,
-    }
-}
-
-type Script = dyn Fn(&str, &HashMap<String, String>, &str) -> Answer + Send + Sync;
-
-/// Serves `script(method, query, path)` on 127.0.0.1; returns the base URL.
-fn hostile_idp(script: Arc<Script>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            let script = script.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut writer = stream;
-                let mut request_line = String::new();
-                if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-                    return;
-                }
-                let mut length = 0;
-                loop {
-                    let mut header = String::new();
-                    reader.read_line(&mut header).unwrap();
-                    if header.trim().is_empty() {
-                        break;
-                    }
-                    if let Some((k, v)) = header.split_once(':')
-                        && k.eq_ignore_ascii_case("content-length")
-                    {
-                        length = v.trim().parse().unwrap();
-                    }
-                }
-                let mut body = vec![0; length];
-                reader.read_exact(&mut body).unwrap();
-                let mut parts = request_line.split(' ');
-                let method = parts.next().unwrap_or("").to_string();
-                let target = parts.next().unwrap_or("");
-                let (path, query) = target.split_once('?').unwrap_or((target, ""));
-                let query: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
-                    .into_owned()
-                    .collect();
-                let answer = script(&method, &query, path);
-                let location = answer
-                    .location
-                    .map(|l| format!("location: {l}\r\n"))
-                    .unwrap_or_default();
-                let _ = write!(
-                    writer,
-                    "HTTP/1.1 {} X\r\ncontent-type: {}\r\ncontent-length: {}\r\n{location}connection: close\r\n\r\n",
-                    answer.status,
-                    answer.content_type,
-                    answer.body.len()
-                );
-                let _ = writer.write_all(&answer.body);
-            });
-        }
-    });
-    base
+/// Serves `script` on 127.0.0.1, one request per connection; returns the base URL.
+fn hostile_idp(script: impl Fn(&Request) -> Response + Send + Sync + 'static) -> String {
+    http::serve(script).base
 }
 
 /// An unsigned JWT with these claims (mycli reads claims of tokens fresh from the token
@@ -101,13 +29,6 @@ fn jwt(claims: Value) -> String {
     )
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 fn assert_no_terminal_control(run: &Run) {
     for (what, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
         assert!(
@@ -115,6 +36,13 @@ fn assert_no_terminal_control(run: &Run) {
             "{what} carries control characters from the IdP: {text:?}"
         );
     }
+}
+
+/// A well-formed device authorization answer.
+fn device_authorization() -> Value {
+    json!({"device_code": "dc", "user_code": "BCDF-GHJK",
+        "verification_uri": "https://idp.example.com/device",
+        "expires_in": 30, "interval": 1})
 }
 
 fn workos_sandbox(base: &str) -> Sandbox {
@@ -126,25 +54,23 @@ fn workos_sandbox(base: &str) -> Sandbox {
 
 #[test]
 fn terminal_escapes_from_the_idp_never_reach_the_terminal() {
-    let base = hostile_idp(Arc::new(|_, _, path| {
-        if path.ends_with("/authorize/device") {
-            json_answer(json!({
+    let base = hostile_idp(|req| {
+        if req.path.ends_with("/authorize/device") {
+            Response::json(json!({
                 "device_code": "dc", "user_code": "EVIL\u{1b}[2J\u{1b}]0;pwned\u{7}-CODE",
                 "verification_uri": "https://idp.example.com/\u{1b}[31mdevice",
                 "expires_in": 30, "interval": 1
             }))
         } else {
-            Answer {
-                status: 400,
-                content_type: "application/json",
-                body: json!({"error": "access_denied\u{1b}[5m",
+            Response::new(
+                400,
+                "application/json",
+                json!({"error": "access_denied\u{1b}[5m",
                     "error_description": "no\u{1b}[2J\rway"})
-                .to_string()
-                .into_bytes(),
-                location: None,
-            }
+                .to_string(),
+            )
         }
-    }));
+    });
     let sb = workos_sandbox(&base);
     let run = sb.run(&["login", "--org", "org_acme", "--device"]);
     run.code(1);
@@ -154,13 +80,11 @@ fn terminal_escapes_from_the_idp_never_reach_the_terminal() {
 
 #[test]
 fn names_from_the_idp_are_stored_without_control_characters() {
-    let base = hostile_idp(Arc::new(|_, _, path| {
-        if path.ends_with("/authorize/device") {
-            json_answer(json!({"device_code": "dc", "user_code": "BCDF-GHJK",
-                "verification_uri": "https://idp.example.com/device",
-                "expires_in": 30, "interval": 1}))
+    let base = hostile_idp(|req| {
+        if req.path.ends_with("/authorize/device") {
+            Response::json(device_authorization())
         } else {
-            json_answer(json!({
+            Response::json(json!({
                 "user": {"id": "user_\u{1b}[1mx", "email": "eve\u{1b}[2J@example.com"},
                 "organization_id": "org_acme",
                 "access_token": jwt(json!({"sub": "user_x", "org_id": "org_acme",
@@ -168,7 +92,7 @@ fn names_from_the_idp_are_stored_without_control_characters() {
                 "refresh_token": "rt_hostile"
             }))
         }
-    }));
+    });
     let sb = workos_sandbox(&base);
     sb.run(&["login", "--org", "org_acme", "--device"]).ok();
     for args in [&["contexts"][..], &["contexts", "-o", "json"], &["status"]] {
@@ -181,22 +105,15 @@ fn names_from_the_idp_are_stored_without_control_characters() {
 
 #[test]
 fn an_endless_answer_is_refused_not_buffered() {
-    let base = hostile_idp(Arc::new(|_, _, path| {
-        if path.ends_with("/authorize/device") {
-            json_answer(json!({"device_code": "dc", "user_code": "BCDF-GHJK",
-                "verification_uri": "https://idp.example.com/device",
-                "expires_in": 30, "interval": 1}))
+    let base = hostile_idp(|req| {
+        if req.path.ends_with("/authorize/device") {
+            Response::json(device_authorization())
         } else {
             let mut body = br#"{"access_token":""#.to_vec();
             body.resize(8 * 1024 * 1024, b'a');
-            Answer {
-                status: 200,
-                content_type: "application/json",
-                body,
-                location: None,
-            }
+            Response::new(200, "application/json", body)
         }
-    }));
+    });
     let sb = workos_sandbox(&base);
     let run = sb.run(&["login", "--org", "org_acme", "--device"]);
     run.code(1);
@@ -206,21 +123,15 @@ fn an_endless_answer_is_refused_not_buffered() {
 
 #[test]
 fn a_verification_uri_that_is_not_a_web_page_is_never_opened() {
-    let base = hostile_idp(Arc::new(|_, _, path| {
-        if path.ends_with("/authorize/device") {
-            json_answer(json!({"device_code": "dc", "user_code": "BCDF-GHJK",
-                "verification_uri": "https://idp.example.com/device",
-                "verification_uri_complete": "file:///etc/passwd",
-                "expires_in": 30, "interval": 1}))
+    let base = hostile_idp(|req| {
+        if req.path.ends_with("/authorize/device") {
+            let mut answer = device_authorization();
+            answer["verification_uri_complete"] = json!("file:///etc/passwd");
+            Response::json(answer)
         } else {
-            Answer {
-                status: 400,
-                content_type: "application/json",
-                body: br#"{"error":"access_denied"}"#.to_vec(),
-                location: None,
-            }
+            Response::new(400, "application/json", br#"{"error":"access_denied"}"#)
         }
-    }));
+    });
     let mut sb = workos_sandbox(&base);
     let marker = sb.tmp.path().join("browser-ran");
     let browser = sb.tmp.path().join("browser.sh");
@@ -241,10 +152,11 @@ fn oidc_idp(id_token_claims: Value, echo_nonce: bool) -> String {
     let nonce = Arc::new(std::sync::Mutex::new(String::new()));
     let base = Arc::new(std::sync::OnceLock::<String>::new());
     let base2 = base.clone();
-    let url = hostile_idp(Arc::new(move |_, query, path| {
+    let url = hostile_idp(move |req| {
         let issuer = base2.get().cloned().unwrap_or_default();
-        match path {
-            "/.well-known/openid-configuration" => json_answer(json!({
+        let query = &req.query;
+        match req.path.as_str() {
+            "/.well-known/openid-configuration" => Response::json(json!({
                 "issuer": issuer,
                 "authorization_endpoint": format!("{issuer}/authorize"),
                 "token_endpoint": format!("{issuer}/token"),
@@ -255,12 +167,7 @@ fn oidc_idp(id_token_claims: Value, echo_nonce: bool) -> String {
                 to.query_pairs_mut()
                     .append_pair("code", "c0de")
                     .append_pair("state", &query["state"]);
-                Answer {
-                    status: 302,
-                    content_type: "text/plain",
-                    body: Vec::new(),
-                    location: Some(to.to_string()),
-                }
+                Response::new(302, "text/plain", Vec::new()).header("location", to.as_str())
             }
             _ => {
                 let mut claims = id_token_claims.clone();
@@ -268,13 +175,13 @@ fn oidc_idp(id_token_claims: Value, echo_nonce: bool) -> String {
                 if echo_nonce {
                     claims["nonce"] = json!(*nonce.lock().unwrap());
                 }
-                json_answer(json!({
+                Response::json(json!({
                     "access_token": "opaque", "token_type": "Bearer", "expires_in": 300,
                     "refresh_token": "rt", "id_token": jwt(claims)
                 }))
             }
         }
-    }));
+    });
     base.set(url.clone()).unwrap();
     url
 }
@@ -346,49 +253,45 @@ fn an_expired_id_token_is_refused_and_a_good_one_accepted() {
     oidc_login(&base).ok();
 }
 
-#[test]
-fn a_discovery_document_for_another_issuer_or_with_plain_http_endpoints_is_refused() {
-    let base = hostile_idp(Arc::new(|_, _, _| {
-        json_answer(json!({
-            "issuer": "https://evil.example.com",
-            "authorization_endpoint": "https://evil.example.com/authorize",
-            "token_endpoint": "https://evil.example.com/token",
-        }))
-    }));
-    let run = Sandbox::new().run(&[
+/// `mycli login --device` at the OIDC provider `base`, as client `mycli`.
+fn oidc_device_login(base: &str) -> Run {
+    Sandbox::new().run(&[
         "login",
         "--provider",
         "oidc",
         "--issuer",
-        &base,
+        base,
         "--client-id",
         "mycli",
         "--device",
-    ]);
+    ])
+}
+
+#[test]
+fn a_discovery_document_for_another_issuer_or_with_plain_http_endpoints_is_refused() {
+    let base = hostile_idp(|_| {
+        Response::json(json!({
+            "issuer": "https://evil.example.com",
+            "authorization_endpoint": "https://evil.example.com/authorize",
+            "token_endpoint": "https://evil.example.com/token",
+        }))
+    });
+    let run = oidc_device_login(&base);
     run.code(1);
     assert!(run.stderr.contains("names the issuer"), "{run:#?}");
 
     let issuer = Arc::new(std::sync::OnceLock::<String>::new());
     let issuer2 = issuer.clone();
-    let base = hostile_idp(Arc::new(move |_, _, _| {
+    let base = hostile_idp(move |_| {
         let i = issuer2.get().cloned().unwrap_or_default();
-        json_answer(json!({
+        Response::json(json!({
             "issuer": i,
             "authorization_endpoint": format!("{i}/authorize"),
             "token_endpoint": "http://evil.example.com/token",
         }))
-    }));
+    });
     issuer.set(base.clone()).unwrap();
-    let run = Sandbox::new().run(&[
-        "login",
-        "--provider",
-        "oidc",
-        "--issuer",
-        &base,
-        "--client-id",
-        "mycli",
-        "--device",
-    ]);
+    let run = oidc_device_login(&base);
     run.code(1);
     assert!(run.stderr.contains("unsafe endpoint"), "{run:#?}");
 }

@@ -18,3 +18,16 @@ fn device_login_against_the_workos_test_idp() {
     let ctx = sb.contexts_json();
     assert_eq!(ctx[0]["organization_id"], "org_acme");
 }
+
+#[test]
+fn with_no_context_at_all_token_and_status_ask_for_a_login() {
+    let sb = Sandbox::new();
+    for args in [&["token"][..], &["status"], &["refresh"]] {
+        let run = sb.run(args);
+        run.code(4);
+        assert_eq!(run.stdout, "");
+        assert!(run.stderr.contains("mycli login --org"), "{run:#?}");
+    }
+    // `current` with none is a plain failure (spec §3), not a login request.
+    sb.run(&["current"]).code(1);
+}

@@ -16,19 +16,19 @@ use common::*;
 use serde_json::Value;
 
 /// A sandbox whose `config.toml` holds `contexts` (key, name) and, optionally, a `current`.
-fn store(contexts: &[(&str, &str)], current: Option<&str>) -> Sandbox {
+fn store(contexts: &[(impl AsRef<str>, impl AsRef<str>)], current: Option<&str>) -> Sandbox {
     let sb = Sandbox::new();
     sb.write_config(&store_text(contexts, current));
     sb
 }
 
-fn store_text(contexts: &[(&str, &str)], current: Option<&str>) -> String {
+fn store_text(contexts: &[(impl AsRef<str>, impl AsRef<str>)], current: Option<&str>) -> String {
     let mut text = String::new();
     if let Some(key) = current {
         text.push_str(&format!("current = \"{key}\"\n\n"));
     }
     for (key, name) in contexts {
-        text.push_str(&context_toml(key, name));
+        text.push_str(&context_toml(key.as_ref(), name.as_ref()));
     }
     text
 }
@@ -39,6 +39,25 @@ fn two() -> Sandbox {
         &[("org_acme", "acme"), ("org_globex", "globex")],
         Some("org_acme"),
     )
+}
+
+/// acme (org_acme, current), globex (org_globex) and initech (org_initech).
+fn three() -> Sandbox {
+    store(
+        &[
+            ("org_acme", "acme"),
+            ("org_globex", "globex"),
+            ("org_initech", "initech"),
+        ],
+        Some("org_acme"),
+    )
+}
+
+/// `n` contexts: ctx-0 (org_000), ctx-1 (org_001), ...
+fn numbered(n: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| (format!("org_{i:03}"), format!("ctx-{i}")))
+        .collect()
 }
 
 /// The organization id of the current context, as `contexts -o json` reports it.
@@ -69,10 +88,6 @@ fn temp_files(dir: &Path) -> Vec<String> {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with(".tmp"))
         .collect()
-}
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -268,14 +283,7 @@ fn an_empty_store_says_so_on_stderr_only() {
 
 #[test]
 fn switch_by_name_by_org_id_and_through_the_use_alias() {
-    let sb = store(
-        &[
-            ("org_acme", "acme"),
-            ("org_globex", "globex"),
-            ("org_initech", "initech"),
-        ],
-        Some("org_acme"),
-    );
+    let sb = three();
 
     let run = sb.run(&["switch", "globex"]);
     run.ok();
@@ -303,14 +311,7 @@ fn switch_by_name_by_org_id_and_through_the_use_alias() {
 
 #[test]
 fn switch_dash_toggles_between_the_last_two_contexts() {
-    let sb = store(
-        &[
-            ("org_acme", "acme"),
-            ("org_globex", "globex"),
-            ("org_initech", "initech"),
-        ],
-        Some("org_acme"),
-    );
+    let sb = three();
     sb.run(&["switch", "globex"]).ok();
 
     sb.run(&["switch", "-"]).ok();
@@ -334,14 +335,7 @@ fn switch_dash_without_a_previous_context_fails() {
 
 #[test]
 fn switch_to_an_unknown_name_lists_the_known_ones_and_suggests() {
-    let sb = store(
-        &[
-            ("org_acme", "acme"),
-            ("org_globex", "globex"),
-            ("org_initech", "initech"),
-        ],
-        Some("org_acme"),
-    );
+    let sb = three();
     let before = sb.config_text();
 
     let run = sb.run(&["switch", "globx"]);
@@ -783,11 +777,7 @@ fn a_reader_that_stops_early_ends_the_listing_quietly() {
             )
         })
         .collect();
-    let refs: Vec<(&str, &str)> = contexts
-        .iter()
-        .map(|(k, n)| (k.as_str(), n.as_str()))
-        .collect();
-    let sb = store(&refs, Some("org_00000"));
+    let sb = store(&contexts, Some("org_00000"));
 
     for (args, first) in [
         (vec!["contexts"], "CURRENT"),
@@ -935,11 +925,7 @@ fn concurrent_switches_and_renames_lose_no_update() {
         .map(|i| (format!("org_{i:02}"), format!("ctx-{i}")))
         .collect();
     contexts.extend((0..20).map(|j| (format!("org_by{j:02}"), format!("bystander-{j}"))));
-    let refs: Vec<(&str, &str)> = contexts
-        .iter()
-        .map(|(k, n)| (k.as_str(), n.as_str()))
-        .collect();
-    let mut sb = store(&refs, Some("org_by00"));
+    let mut sb = store(&contexts, Some("org_by00"));
     // The point is lost updates, not lock fairness on a loaded machine.
     sb.set("MYCLI_LOCK_TIMEOUT", "60");
     let sb = Arc::new(sb);
@@ -1014,6 +1000,14 @@ fn concurrent_switches_and_renames_lose_no_update() {
 struct Rng(u64);
 
 impl Rng {
+    fn from_clock() -> Rng {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        Rng(seed | 1)
+    }
+
     fn below(&mut self, n: u64) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
@@ -1022,23 +1016,31 @@ impl Rng {
     }
 }
 
+/// Runs `mycli ARGS` and SIGKILLs it within 40 ms (or after it ended); how it ended.
+fn kill_at_random(
+    sb: &Sandbox,
+    args: &[impl AsRef<std::ffi::OsStr>],
+    rng: &mut Rng,
+) -> std::process::ExitStatus {
+    let mut child = sb
+        .cmd()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_micros(rng.below(40_000)));
+    let _ = child.kill(); // SIGKILL
+    child.wait().unwrap()
+}
+
 #[test]
 fn killing_writers_at_random_moments_never_tears_the_store() {
     const CONTEXTS: usize = 300;
     const KILLS: usize = 150;
-    let contexts: Vec<(String, String)> = (0..CONTEXTS)
-        .map(|i| (format!("org_{i:03}"), format!("ctx-{i}")))
-        .collect();
-    let refs: Vec<(&str, &str)> = contexts
-        .iter()
-        .map(|(k, n)| (k.as_str(), n.as_str()))
-        .collect();
-    let sb = store(&refs, Some("org_000"));
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    let mut rng = Rng(seed | 1);
+    let contexts = numbered(CONTEXTS);
+    let sb = store(&contexts, Some("org_000"));
+    let mut rng = Rng::from_clock();
     let deadline = Instant::now() + Duration::from_secs(20);
 
     let mut killed = 0;
@@ -1053,16 +1055,7 @@ fn killing_writers_at_random_moments_never_tears_the_store() {
         } else {
             vec!["rename".to_string(), org, format!("renamed-{iter}")]
         };
-        let mut child = sb
-            .cmd()
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_micros(rng.below(40_000)));
-        let _ = child.kill(); // SIGKILL
-        let status = child.wait().unwrap();
+        let status = kill_at_random(&sb, &args, &mut rng);
         if status.signal() == Some(libc::SIGKILL) {
             killed += 1;
         } else {
@@ -1114,23 +1107,13 @@ fn killing_writers_at_random_moments_never_tears_the_store() {
 #[test]
 fn killing_the_first_write_to_a_hand_written_store_keeps_its_pointers() {
     const CONTEXTS: usize = 300;
-    let contexts: Vec<(String, String)> = (0..CONTEXTS)
-        .map(|i| (format!("org_{i:03}"), format!("ctx-{i}")))
-        .collect();
-    let refs: Vec<(&str, &str)> = contexts
-        .iter()
-        .map(|(k, n)| (k.as_str(), n.as_str()))
-        .collect();
+    let contexts = numbered(CONTEXTS);
     // As a user writes it: the pointers at the top of config.toml.
     let text = format!(
         "previous = \"org_001\"\n{}",
-        store_text(&refs, Some("org_000"))
+        store_text(&contexts, Some("org_000"))
     );
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::from_clock();
     let deadline = Instant::now() + Duration::from_secs(15);
 
     let mut killed = 0;
@@ -1141,16 +1124,9 @@ fn killing_the_first_write_to_a_hand_written_store_keeps_its_pointers() {
         let sb = Sandbox::new();
         sb.write_config(&text);
         let org = format!("org_{:03}", 2 + rng.below(CONTEXTS as u64 - 2));
-        let mut child = sb
-            .cmd()
-            .args(["rename", &org, "renamed"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_micros(rng.below(40_000)));
-        let _ = child.kill();
-        if child.wait().unwrap().signal() == Some(libc::SIGKILL) {
+        if kill_at_random(&sb, &["rename", &org, "renamed"], &mut rng).signal()
+            == Some(libc::SIGKILL)
+        {
             killed += 1;
         }
         let run = sb.run(&["current"]);

@@ -2,7 +2,7 @@ use crate::App;
 use crate::error::Result;
 use crate::output;
 use crate::session::{self, MARGIN_SECS};
-use crate::store::{Config, cache, config};
+use crate::store::{Config, cache};
 use crate::time;
 
 /// Prints a valid access token and nothing else.
@@ -12,7 +12,10 @@ use crate::time;
 pub fn run(app: &App) -> Result<()> {
     let key = match &app.context {
         Some(name) => Config::load(&app.paths)?.resolve(name)?,
-        None => Config::read_current(&app.paths)?.ok_or_else(config::no_current)?,
+        None => match Config::read_current(&app.paths)? {
+            Some(key) => key,
+            None => Config::load(&app.paths)?.selected(None)?,
+        },
     };
     if let Some(token) = cache::read(&app.paths, &key)
         && token.fresh(time::now(), MARGIN_SECS)

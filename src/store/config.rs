@@ -338,6 +338,7 @@ impl Config {
                     "the current context {key:?} does not exist in the store"
                 ))
                 .with_hint("pick one with `mycli switch NAME` (`mycli contexts` lists them)")),
+                None if self.contexts.is_empty() => Err(not_signed_in()),
                 None => Err(no_current()),
             },
         }
@@ -394,6 +395,12 @@ impl Config {
 pub fn no_current() -> Error {
     Error::failure("no context is current")
         .with_hint("pick one with `mycli switch NAME`, or sign in with `mycli login --org ORG_ID`")
+}
+
+/// Exit 4 when the store has no context at all: only a login helps.
+pub fn not_signed_in() -> Error {
+    Error::needs_login("you are not signed in to any organization")
+        .with_hint("sign in with `mycli login --org ORG_ID`")
 }
 
 /// Holding this proves the config lock is held; only through it can the store be written.

@@ -3,12 +3,25 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+mod bg;
+pub mod http;
+mod world;
+
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use base64::Engine as _;
 use serde_json::Value;
+
+// Not every test crate uses these.
+#[allow(unused_imports)]
+pub use bg::*;
+#[allow(unused_imports)]
+pub use world::*;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mycli");
 
@@ -17,7 +30,7 @@ pub fn repo() -> PathBuf {
 }
 
 /// What one run of the binary produced.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Run {
     pub code: Option<i32>,
     pub stdout: String,
@@ -119,13 +132,7 @@ impl Sandbox {
 
     /// `contexts -o json`, parsed.
     pub fn contexts_json(&self) -> Vec<Value> {
-        let run = self.run(&["contexts", "-o", "json"]);
-        run.ok();
-        serde_json::from_str::<Value>(&run.stdout)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
+        contexts_of(&self.run(&["contexts", "-o", "json"]))
     }
 
     /// Writes a BROWSER program that fetches the URL like a browser that follows the IdP's
@@ -284,4 +291,164 @@ pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     f()
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the binary printed
+// ---------------------------------------------------------------------------------------------
+
+/// The output of a successful `contexts -o json`, parsed.
+pub fn contexts_of(run: &Run) -> Vec<Value> {
+    run.ok();
+    serde_json::from_str::<Value>(&run.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The context called `name` among `contexts` (as `contexts -o json` lists them).
+pub fn context_named(contexts: Vec<Value>, name: &str) -> Value {
+    contexts
+        .into_iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no context {name:?}"))
+}
+
+/// The single token `mycli token` printed: exactly one line, nothing else.
+pub fn printed_token(run: &Run) -> String {
+    run.ok();
+    let token = run
+        .stdout
+        .strip_suffix('\n')
+        .unwrap_or_else(|| panic!("token output does not end with a newline: {run:#?}"));
+    assert!(
+        !token.is_empty() && !token.contains('\n'),
+        "token printed more than one line: {run:#?}"
+    );
+    token.to_string()
+}
+
+/// The authorize URL printed on stderr.
+pub fn authorize_url(stderr: &str) -> String {
+    stderr
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("http") && l.contains("authorize?"))
+        .unwrap_or_else(|| panic!("no authorize URL on stderr:\n{stderr}"))
+        .to_string()
+}
+
+/// No run of 40+ token characters: a device code, refresh token or JWT would be one.
+pub fn assert_no_opaque_code(text: &str) {
+    let longest = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    assert!(longest < 40, "stderr shows a long opaque code:\n{text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens
+// ---------------------------------------------------------------------------------------------
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// The claims of a JWT (not verified: the IdP signed it; this reads what it says).
+pub fn claims(jwt: &str) -> Value {
+    let parts: Vec<&str> = jwt.trim().split('.').collect();
+    assert_eq!(parts.len(), 3, "not a JWT: {jwt:?}");
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(parts[1])
+        .unwrap();
+    serde_json::from_slice(&payload).unwrap()
+}
+
+/// Asserts a JWT is for `org`, from the IdP at `base`, and good for more than the 60 s margin.
+pub fn assert_valid_for(jwt: &str, org: &str, base: &str) {
+    let c = claims(jwt);
+    assert_eq!(c["org_id"], org, "org_id claim");
+    assert_eq!(c["iss"], base, "iss claim");
+    let exp = c["exp"].as_i64().unwrap();
+    assert!(exp > now() + 60, "the token expires too soon: exp {exp}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The store on disk
+// ---------------------------------------------------------------------------------------------
+
+/// `credentials.toml`: context key -> refresh token (empty when there is no file; a file that
+/// does not parse, or an entry without a refresh token, fails the test).
+pub fn credentials(sb: &Sandbox) -> BTreeMap<String, String> {
+    let Ok(text) = std::fs::read_to_string(sb.path("credentials.toml")) else {
+        return BTreeMap::new();
+    };
+    let table: toml::Table = toml::from_str(&text).expect("credentials.toml parses");
+    table
+        .into_iter()
+        .map(|(k, v)| (k, v["refresh-token"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// The access tokens of the token cache; unreadable or partial files are passed over.
+pub fn cached_access_tokens(sb: &Sandbox) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(dir) = std::fs::read_dir(sb.path("tokens")) {
+        for entry in dir.flatten() {
+            let Ok(bytes) = std::fs::read(entry.path()) else {
+                continue;
+            };
+            if let Ok(v) = serde_json::from_slice::<Value>(&bytes)
+                && let Some(at) = v["access_token"].as_str()
+            {
+                out.push(at.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Every file under the store with its bytes, lock files and derived caches aside.
+pub fn store_files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if name != "locks" && name != "cache" {
+                    walk(&path, out);
+                }
+            } else {
+                out.insert(path.clone(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, &mut out);
+    out
+}
+
+/// The permission bits of a file.
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -21,20 +21,12 @@
 // Environment: MYCLI_TEST_CHROMIUM, browser executable (default /usr/bin/chromium).
 // Only loopback hosts are ever contacted: every other request of the page is aborted.
 
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
-process.on('SIGHUP', () => {});
-process.on('SIGPIPE', () => {});
-process.stderr.on('error', () => {});
-process.stdout.on('error', () => {});
+import { chromiumSession, detachSafe, isLoopbackUrl, logger, run, sleep } from './chromium.mjs';
 
-const NAME = 'approve-device.mjs';
-const log = (msg) => {
-  try { process.stderr.write(`${NAME}: ${msg}\n`); } catch { /* parent gone */ }
-};
+detachSafe();
+const log = logger('approve-device.mjs');
 
 let opts;
 let positionals;
@@ -60,13 +52,6 @@ if (positionals.length !== 1) {
 }
 const url = positionals[0];
 
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
-const isLoopbackUrl = (u) => {
-  try {
-    const p = new URL(u);
-    return (p.protocol === 'http:' || p.protocol === 'https:') && (LOOPBACK.has(p.hostname) || /^127\./.test(p.hostname));
-  } catch { return false; }
-};
 if (!isLoopbackUrl(url)) {
   log(`refusing a non-loopback URL: ${url}`);
   process.exit(2);
@@ -81,42 +66,7 @@ if (!(TIMEOUT_S > 0)) {
   process.exit(2);
 }
 
-let context;
-let userDataDir;
-let finished = false;
-
-async function finish(code, msg) {
-  if (finished) return;
-  finished = true;
-  if (msg) log(msg);
-  try { if (context) await context.close(); } catch { /* already gone */ }
-  try { if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true }); } catch { /* ignore */ }
-  process.exit(code);
-}
-
-setTimeout(() => finish(1, `timed out after ${TIMEOUT_S} s`), TIMEOUT_S * 1000).unref();
-for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => finish(1, sig));
-
-const sleep = (ms) => new Promise((r) => { setTimeout(r, ms); });
-
-async function launch() {
-  const { chromium } = await import('playwright-core');
-  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mycli-test-chromium-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: EXECUTABLE,
-    headless: true,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
-    timeout: 30_000,
-  });
-  await context.route('**/*', (route) => {
-    if (isLoopbackUrl(route.request().url())) return route.continue();
-    return route.abort('blockedbyclient');
-  });
-  return context;
-}
+const { launch, finish } = chromiumSession({ log, timeoutS: TIMEOUT_S, executable: EXECUTABLE });
 
 async function classify(page) {
   if (page.url().startsWith('chrome-error://')) return { kind: 'neterror' };
@@ -154,7 +104,7 @@ async function submit(page, selector) {
 }
 
 async function main() {
-  await launch();
+  const context = await launch();
   const page = context.pages()[0] || await context.newPage();
   log(`opening ${url}`);
   await page.goto(url, { waitUntil: 'domcontentloaded', timeout: 30_000 });
@@ -222,7 +172,4 @@ async function main() {
   }
 }
 
-main().then(
-  () => finish(0),
-  (e) => finish(1, `error: ${e.message.split('\n')[0]}`),
-);
+run(main, finish);

@@ -27,26 +27,11 @@
 // stderr is tolerated), and always ends within the timeout, closing Chromium.
 
 import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 
-process.on('SIGHUP', () => {});
-process.on('SIGPIPE', () => {});
-process.stderr.on('error', () => {});
-process.stdout.on('error', () => {});
+import { LOOPBACK, chromiumSession, detachSafe, isLoopbackUrl, logger, run, sleep } from './chromium.mjs';
 
-const NAME = 'browser.mjs';
-const log = (msg) => {
-  try { process.stderr.write(`${NAME}: ${msg}\n`); } catch { /* parent gone */ }
-};
-
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
-const isLoopbackUrl = (u) => {
-  try {
-    const p = new URL(u);
-    return (p.protocol === 'http:' || p.protocol === 'https:') && (LOOPBACK.has(p.hostname) || /^127\./.test(p.hostname));
-  } catch { return false; }
-};
+detachSafe();
+const log = logger('browser.mjs');
 const isCallback = (u) => {
   try {
     const p = new URL(u);
@@ -82,54 +67,7 @@ if (!['login', 'deny'].includes(ACTION)) {
   process.exit(2);
 }
 
-let browser;
-let userDataDir;
-let finished = false;
-
-async function cleanup() {
-  try { if (browser) await browser.close(); } catch { /* already gone */ }
-  browser = undefined;
-  try { if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true }); } catch { /* ignore */ }
-}
-
-async function finish(code, msg) {
-  if (finished) return;
-  finished = true;
-  if (msg) log(msg);
-  await cleanup();
-  process.exit(code);
-}
-
-const overall = setTimeout(() => {
-  finish(1, `timed out after ${TIMEOUT_S} s`);
-}, TIMEOUT_S * 1000);
-overall.unref();
-for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => finish(1, `${sig}`));
-
-const sleep = (ms) => new Promise((r) => { setTimeout(r, ms); });
-
-async function launch() {
-  const { chromium } = await import('playwright-core');
-  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mycli-test-chromium-'));
-  // launchPersistentContext gives the fresh --user-data-dir; playwright adds --headless itself
-  // for headless: true, the rest are the flags this machine needs.
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: EXECUTABLE,
-    headless: true,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
-    timeout: 30_000,
-  });
-  browser = context;
-  // Never let a page reach beyond this machine (the provider's pages import web fonts).
-  await context.route('**/*', (route) => {
-    if (isLoopbackUrl(route.request().url())) return route.continue();
-    return route.abort('blockedbyclient');
-  });
-  return context;
-}
+const { launch, finish } = chromiumSession({ log, timeoutS: TIMEOUT_S, executable: EXECUTABLE });
 
 // What the current page is: the callback, a provider form we know, an error page, or other.
 async function classify(page) {
@@ -249,7 +187,4 @@ async function main() {
   }
 }
 
-main().then(
-  () => finish(0),
-  (e) => finish(1, `error: ${e.message.split('\n')[0]}`),
-);
+run(main, finish);
