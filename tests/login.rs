@@ -489,6 +489,34 @@ fn device_polling_gives_up_after_three_failures_in_a_row() {
 }
 
 #[test]
+fn org_selection_during_a_device_login_is_completed_for_the_requested_org() {
+    let idp = Idp::start();
+    idp.scenario(json!({"device_interval": 1, "device_ignores_org": true,
+        "org_selection_public": true}));
+    let sb = device_sandbox(&idp);
+    let bg = spawn_login(&sb, &["--org", "org_globex", "--device"]);
+    idp.approve_device(json!({}));
+    let (run, _) = bg.finish(LONG);
+    run.ok();
+    assert_eq!(idp.stats()["grants"]["organization_selection"], 1);
+    assert_eq!(sb.contexts_json()[0]["organization_id"], "org_globex");
+}
+
+#[test]
+fn org_selection_refused_for_a_public_client_says_what_to_do() {
+    let idp = Idp::start();
+    idp.scenario(json!({"device_interval": 1, "device_ignores_org": true}));
+    let sb = device_sandbox(&idp);
+    let bg = spawn_login(&sb, &["--org", "org_globex", "--device"]);
+    idp.approve_device(json!({}));
+    let (run, _) = bg.finish(LONG);
+    run.code(1);
+    assert!(run.stderr.contains("refused org_globex"), "{}", run.stderr);
+    assert!(run.stderr.contains("hint: "), "{}", run.stderr);
+    assert_store_empty(&sb);
+}
+
+#[test]
 fn a_denied_device_login_exits_1_and_stores_nothing() {
     let idp = Idp::start();
     idp.scenario(json!({"device_interval": 1}));

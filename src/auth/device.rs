@@ -7,18 +7,18 @@ use super::http::{Http, Reply};
 use super::provider::{DeviceAuthorization, Provider, Session};
 use crate::error::{Error, Result};
 
-/// Polls until the user approves, refuses, or the code expires. `on_refused` turns any other
-/// refusal (such as WorkOS's `organization_selection_required`) into an error.
 /// Consecutive failed polls (no answer, 5xx, HTML) tolerated before the login gives up.
 const MAX_FAILED_POLLS: u32 = 2;
 
+/// Polls until the user approves, refuses, or the code expires. A refusal other than the
+/// RFC 8628 ones (such as WorkOS's `organization_selection_required`) is returned as
+/// `Reply::Refused` for the caller to handle.
 pub async fn poll(
     ui: &crate::ui::Ui,
     http: &Http,
     provider: &Provider,
     auth: &DeviceAuthorization,
-    on_refused: impl Fn(&super::IdpError) -> Error,
-) -> Result<Session> {
+) -> Result<Reply<Session>> {
     let mut interval = Duration::from_secs_f64(
         auth.interval
             .filter(|i| i.is_finite() && *i >= 1.0)
@@ -52,7 +52,7 @@ pub async fn poll(
             Err(err) => return Err(err),
         };
         match reply {
-            Reply::Ok(session) => return Ok(session),
+            Reply::Ok(session) => return Ok(Reply::Ok(session)),
             Reply::Refused(err) if err.is("authorization_pending") => {}
             // RFC 8628 §3.5; a 429 is the same request in other words.
             Reply::Refused(err) if err.is("slow_down") || err.status == 429 => {
@@ -63,7 +63,7 @@ pub async fn poll(
                     .with_hint("run `mycli login` again if that was a mistake"));
             }
             Reply::Refused(err) if err.is("expired_token") => return Err(expired()),
-            Reply::Refused(err) => return Err(on_refused(&err)),
+            refused @ Reply::Refused(_) => return Ok(refused),
         }
     }
 }

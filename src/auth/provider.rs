@@ -373,6 +373,25 @@ impl Provider {
         self.token_request(http, &fields, None).await
     }
 
+    /// WorkOS: completes a pending authentication for one organization of the user.
+    pub async fn select_organization(
+        &self,
+        http: &Http,
+        pending: &Secret,
+        org: &str,
+    ) -> Result<Reply<Session>> {
+        let fields = [
+            (
+                "grant_type",
+                "urn:workos:oauth:grant-type:organization-selection",
+            ),
+            ("client_id", self.config.client_id.as_str()),
+            ("pending_authentication_token", pending.expose()),
+            ("organization_id", org),
+        ];
+        self.token_request(http, &fields, None).await
+    }
+
     /// Exchanges a refresh token. WorkOS is told the organization, so the new access token
     /// is scoped to the context's organization and not to the session's most recent one.
     pub async fn refresh(

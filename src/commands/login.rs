@@ -163,13 +163,10 @@ async fn sign_in_pkce(
     let code = loopback
         .wait(&state, &provider.config.issuer, login_timeout())
         .await?;
-    match provider
+    let reply = provider
         .exchange_code(http, &code, &pkce.verifier, &redirect_uri, &nonce)
-        .await?
-    {
-        Reply::Ok(session) => Ok(session),
-        Reply::Refused(err) => Err(sign_in_refused(&err)),
-    }
+        .await?;
+    finish(http, provider, reply, args.org.as_deref()).await
 }
 
 async fn sign_in_device(
@@ -195,7 +192,45 @@ async fn sign_in_device(
         }
     }
     app.ui.say("Waiting for approval (Ctrl-C to cancel)...");
-    device::poll(&app.ui, http, provider, &auth, sign_in_refused).await
+    let reply = device::poll(&app.ui, http, provider, &auth).await?;
+    finish(http, provider, reply, org).await
+}
+
+/// The end of a sign-in. When WorkOS asks which organization to use and `--org` already
+/// said, the pending authentication is completed for that organization (the organization
+/// selection grant, as a public client); otherwise the refusal becomes the error.
+async fn finish(
+    http: &Http,
+    provider: &Provider,
+    reply: Reply<Session>,
+    org: Option<&str>,
+) -> Result<Session> {
+    let err = match reply {
+        Reply::Ok(session) => return Ok(session),
+        Reply::Refused(err) => err,
+    };
+    if let (Some(org), Some(pending)) = (org, pending_token(&err))
+        && err.is("organization_selection_required")
+    {
+        return match provider.select_organization(http, &pending, org).await? {
+            Reply::Ok(session) => Ok(session),
+            Reply::Refused(selection) => Err(Error::failure(format!(
+                "the identity provider asked which organization to use and refused {org}: {}",
+                selection.summary()
+            ))
+            .with_hint(
+                "sign in with the browser instead of --device, so the organization is chosen there",
+            )),
+        };
+    }
+    Err(sign_in_refused(&err))
+}
+
+fn pending_token(err: &IdpError) -> Option<crate::secret::Secret> {
+    err.body
+        .get("pending_authentication_token")
+        .and_then(|v| v.as_str())
+        .map(crate::secret::Secret::new)
 }
 
 fn login_timeout() -> Duration {

@@ -179,6 +179,7 @@ const KNOBS = {
   access_token_iss: [null, (v) => v === null || typeof v === 'string'], // WorkOS JWT iss (null = base)
   oidc_token_iss: [null, (v) => v === null || typeof v === 'string'],   // OIDC JWT iss (null = issuer)
   org_selection_public: [false, (v) => typeof v === 'boolean'],
+  device_ignores_org: [false, (v) => typeof v === 'boolean'], // WorkOS device request: drop organization_id
 };
 const freshScenario = () => Object.fromEntries(Object.entries(KNOBS).map(([k, [d]]) => [k, structuredClone(d)]));
 let scenario = freshScenario();
@@ -464,7 +465,9 @@ async function deviceAuthorization(req, res, dialect) {
   const now = Date.now();
   // WorkOS does not document organization_id on this endpoint; it is accepted and remembered.
   const dev = { dialect, client_id: params.client_id, device_code: deviceCode, user_code: userCode,
-    requested_org: (dialect === 'workos' ? params.organization_id : params.organization) || null,
+    requested_org: (dialect === 'workos'
+      ? (scenario.device_ignores_org ? null : params.organization_id)
+      : params.organization) || null,
     scope: params.scope ?? (dialect === 'oidc' ? 'openid' : null), issued_at: now,
     expires_at: now + scenario.device_expires_in * 1000,
     interval_ms: (scenario.device_interval ?? 5) * 1000, // RFC 8628 default 5 s when omitted
