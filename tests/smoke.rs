@@ -31,3 +31,29 @@ fn with_no_context_at_all_token_and_status_ask_for_a_login() {
     // `current` with none is a plain failure (spec §3), not a login request.
     sb.run(&["current"]).code(1);
 }
+
+#[test]
+fn a_broken_config_is_reported_even_when_the_token_is_cached() {
+    let idp = Idp::start();
+    idp.scenario(serde_json::json!({"device_interval": 1}));
+    let mut sb = Sandbox::new();
+    sb.use_idp(&idp);
+    let child = sb
+        .cmd()
+        .args(["login", "--org", "org_acme", "--device"])
+        .spawn()
+        .unwrap();
+    idp.approve_device(serde_json::json!({}));
+    assert!(child.wait_with_output().unwrap().status.success());
+    sb.run(&["token"]).ok();
+
+    let broken = sb
+        .config_text()
+        .replace("method = \"device\"", "method = device");
+    std::fs::write(sb.path("config.toml"), &broken).unwrap();
+    let run = sb.run(&["token"]);
+    run.code(1);
+    assert_eq!(run.stdout, "", "a token was handed out from a broken store");
+    assert!(run.stderr.contains("config.toml, line "), "{run:#?}");
+    assert_eq!(sb.config_text(), broken);
+}

@@ -25,20 +25,12 @@ pub fn run(app: &App, args: RenameArgs) -> Result<()> {
                 .with_hint("pick another name, or rename that context first"),
         );
     }
-    let old = std::mem::replace(
-        &mut config
-            .contexts
-            .get_mut(&key)
-            .ok_or_else(|| config_unknown(&args.old))?
-            .name,
-        args.new.clone(),
-    );
+    let Some(ctx) = config.contexts.get_mut(&key) else {
+        return Err(config.unknown(&args.old));
+    };
+    let old = std::mem::replace(&mut ctx.name, args.new.clone());
     lock.save(&config)?;
     app.ui
         .say(&format!("Renamed context {old:?} to {:?}.", args.new));
     Ok(())
-}
-
-fn config_unknown(name: &str) -> Error {
-    Error::failure(format!("no context named {name:?}"))
 }

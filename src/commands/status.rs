@@ -1,6 +1,6 @@
 use crate::App;
 use crate::cli::{OutputFormat, StatusArgs};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::output::{self, ContextJson};
 use crate::session;
 use crate::store::cache;
@@ -109,6 +109,3 @@ fn describe(
             .unwrap_or_default(),
     )
 }
-
-#[allow(dead_code)]
-fn _unused(_: Error) {}
