@@ -295,3 +295,25 @@ fn a_discovery_document_for_another_issuer_or_with_plain_http_endpoints_is_refus
     run.code(1);
     assert!(run.stderr.contains("unsafe endpoint"), "{run:#?}");
 }
+
+#[test]
+fn an_organization_id_with_control_characters_is_refused() {
+    let base = hostile_idp(|req| {
+        if req.path.ends_with("/authorize/device") {
+            Response::json(device_authorization())
+        } else {
+            Response::json(json!({
+                "user": {"id": "user_x", "email": "x@example.com"},
+                "organization_id": "org_\u{1b}[2Jx",
+                "access_token": jwt(json!({"sub": "user_x", "exp": now() + 600})),
+                "refresh_token": "rt_hostile"
+            }))
+        }
+    });
+    let sb = workos_sandbox(&base);
+    let run = sb.run(&["login", "--device"]);
+    run.code(1);
+    assert!(run.stderr.contains("unusable organization id"), "{run:#?}");
+    assert_no_terminal_control(&run);
+    assert!(!sb.path("config.toml").exists());
+}

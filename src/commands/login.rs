@@ -105,6 +105,16 @@ pub fn run(app: &App, args: LoginArgs) -> Result<()> {
         }
     })?;
 
+    if let Some(got) = &session.organization_id
+        && (got.is_empty()
+            || got.len() > 256
+            || got == NO_ORG_KEY
+            || got.chars().any(|c| c.is_control() || c.is_whitespace()))
+    {
+        return Err(Error::failure(
+            "the identity provider sent an unusable organization id; nothing was stored",
+        ));
+    }
     if let Some(want) = org
         && session.organization_id.as_deref() != Some(want)
     {
