@@ -57,3 +57,48 @@ fn a_broken_config_is_reported_even_when_the_token_is_cached() {
     assert!(run.stderr.contains("config.toml, line "), "{run:#?}");
     assert_eq!(sb.config_text(), broken);
 }
+
+fn device_login(sb: &Sandbox, idp: &Idp, org: &str) {
+    let child = sb
+        .cmd()
+        .args(["login", "--org", org, "--device"])
+        .spawn()
+        .unwrap();
+    idp.approve_device(serde_json::json!({}));
+    assert!(child.wait_with_output().unwrap().status.success());
+}
+
+#[test]
+fn logging_out_of_a_session_the_idp_already_ended_says_so() {
+    let idp = Idp::start();
+    idp.scenario(serde_json::json!({"device_interval": 1, "access_token_ttl": 30}));
+    let mut sb = Sandbox::new();
+    sb.use_idp(&idp);
+    device_login(&sb, &idp, "org_acme");
+    idp.admin("/__admin/revoke-session", serde_json::json!({}));
+    sb.run(&["token"]).code(4);
+
+    let logouts = idp.stats()["logouts"].as_u64().unwrap_or(0);
+    let run = sb.run(&["logout"]);
+    run.ok();
+    assert!(run.stderr.contains("had already ended"), "{run:#?}");
+    assert!(!run.stderr.contains("may still be active"), "{run:#?}");
+    assert_eq!(idp.stats()["logouts"].as_u64().unwrap_or(0), logouts);
+    assert!(sb.contexts_json().is_empty());
+}
+
+#[test]
+fn a_context_cannot_be_renamed_to_another_contexts_organization_id() {
+    let sb = Sandbox::new();
+    sb.write_config(&(context_toml("org_acme", "acme") + &context_toml("org_globex", "globex")));
+    let before = sb.config_text();
+    let run = sb.run(&["rename", "acme", "org_globex"]);
+    run.code(1);
+    assert!(
+        run.stderr.contains("organization id of another context"),
+        "{run:#?}"
+    );
+    assert_eq!(sb.config_text(), before);
+    // Its own organization id is fine as a name.
+    sb.run(&["rename", "acme", "org_acme"]).ok();
+}
