@@ -27,7 +27,7 @@ pub struct Cli {
         long,
         global = true,
         value_name = "NAME",
-        env = "MYCLI_CONTEXT",
+        env = crate::env::CONTEXT,
         hide_env_values = true,
         add = ArgValueCandidates::new(complete::context_names)
     )]

@@ -18,6 +18,8 @@ pub const DISPLAY: &str = "DISPLAY";
 pub const WAYLAND_DISPLAY: &str = "WAYLAND_DISPLAY";
 pub const SSH_CONNECTION: &str = "SSH_CONNECTION";
 pub const SSH_TTY: &str = "SSH_TTY";
+pub const DBUS_SESSION_BUS_ADDRESS: &str = "DBUS_SESSION_BUS_ADDRESS";
+pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
 
 /// A variable's value, treating an empty value as unset.
 pub fn var(name: &str) -> Option<String> {

@@ -286,8 +286,8 @@ fn describe(err: &keyring_core::Error) -> String {
 ))]
 fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
     // Without a session bus there is no Secret Service: fail fast instead of waiting on it.
-    let bus_address = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|v| !v.is_empty());
-    let runtime_bus = std::env::var_os("XDG_RUNTIME_DIR")
+    let bus_address = env::var(env::DBUS_SESSION_BUS_ADDRESS).is_some();
+    let runtime_bus = env::var(env::XDG_RUNTIME_DIR)
         .is_some_and(|dir| std::path::Path::new(&dir).join("bus").exists());
     if !bus_address && !runtime_bus {
         return Err(keyring_core::Error::NoDefaultStore);
