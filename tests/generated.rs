@@ -292,3 +292,20 @@ fn completion_on_a_corrupt_store_is_silent() {
     }
     assert_eq!(sb.config_text(), broken, "left exactly as it was");
 }
+
+#[test]
+fn completion_follows_the_config_dir_on_the_line() {
+    let sb = completion_store();
+    // The environment points elsewhere; the line being completed names the real store.
+    let mut other = Sandbox::new();
+    other.write_config(&context_toml("org_other", "other"));
+    other.set("MYCLI_CONFIG_DIR", &other.config_dir.display().to_string());
+    let dir = sb.config_dir.display().to_string();
+    let mut cmd = other.cmd();
+    cmd.env("COMPLETE", "fish")
+        .args(["--", "mycli", "--config-dir", &dir, "switch", ""]);
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("acme") && text.contains("globex"), "{text}");
+    assert!(!text.contains("other"), "{text}");
+}
