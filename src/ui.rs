@@ -31,6 +31,14 @@ impl Ui {
         }
     }
 
+    /// A question on stderr, without a newline, flushed so it shows before the answer.
+    pub fn prompt(&self, text: &str) {
+        use std::io::Write;
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "{text}");
+        let _ = err.flush();
+    }
+
     pub fn warn(&self, text: &str) {
         if !self.quiet {
             eprintln!("{} {text}", self.paint("warning:", "33"));

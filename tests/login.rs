@@ -1160,3 +1160,36 @@ fn device_polling_survives_a_server_closing_idle_connections() {
     );
     assert_eq!(sb.contexts_json()[0]["organization_id"], "org_acme");
 }
+
+/// On a terminal, a user of several organizations picks one from the list instead of
+/// starting over with `--org`.
+#[cfg(target_os = "linux")]
+#[test]
+fn on_a_terminal_the_user_picks_the_organization() {
+    use std::io::Write;
+    let idp = Idp::start();
+    idp.scenario(json!({"device_interval": 1, "org_selection_public": true}));
+    let sb = device_sandbox(&idp);
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &format!("'{BIN}' login --device"), "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", sb.tmp.path())
+        .envs(sb.env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux runs the binary on a terminal");
+    let mut stdin = child.stdin.take().unwrap();
+    idp.approve_device(json!({}));
+    stdin.write_all(b"2\n").unwrap();
+    stdin.flush().unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("1) org_acme  Acme Corp"), "{text}");
+    assert!(text.contains("Sign in to which one?"), "{text}");
+    assert_eq!(idp.stats()["grants"]["organization_selection"], 1);
+    assert_eq!(sb.contexts_json()[0]["organization_id"], "org_globex");
+}

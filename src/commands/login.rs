@@ -176,7 +176,7 @@ async fn sign_in_pkce(
     let reply = provider
         .exchange_code(http, &code, &pkce.verifier, &redirect_uri, &nonce)
         .await?;
-    finish(http, provider, reply, args.org.as_deref()).await
+    finish(app, http, provider, reply, args.org.as_deref()).await
 }
 
 async fn sign_in_device(
@@ -203,13 +203,15 @@ async fn sign_in_device(
     }
     app.ui.say("Waiting for approval (Ctrl-C to cancel)...");
     let reply = device::poll(&app.ui, http, provider, &auth).await?;
-    finish(http, provider, reply, org).await
+    finish(app, http, provider, reply, org).await
 }
 
-/// The end of a sign-in. When WorkOS asks which organization to use and `--org` already
-/// said, the pending authentication is completed for that organization (the organization
-/// selection grant, as a public client); otherwise the refusal becomes the error.
+/// The end of a sign-in. When WorkOS asks which organization to use, the pending
+/// authentication is completed with the organization selection grant (as a public client) for
+/// `--org`, or, on a terminal, for the organization the user picks from the list; otherwise
+/// the refusal becomes the error.
 async fn finish(
+    app: &App,
     http: &Http,
     provider: &Provider,
     reply: Reply<Session>,
@@ -219,21 +221,81 @@ async fn finish(
         Reply::Ok(session) => return Ok(session),
         Reply::Refused(err) => err,
     };
-    if let (Some(org), Some(pending)) = (org, pending_token(&err))
-        && err.is("organization_selection_required")
-    {
-        return match provider.select_organization(http, &pending, org).await? {
-            Reply::Ok(session) => Ok(session),
-            Reply::Refused(selection) => Err(Error::failure(format!(
-                "the identity provider asked which organization to use and refused {org}: {}",
-                selection.summary()
-            ))
-            .with_hint(
-                "sign in with the browser instead of --device, so the organization is chosen there",
-            )),
-        };
+    let Some(pending) = pending_token(&err).filter(|_| err.is("organization_selection_required"))
+    else {
+        return Err(sign_in_refused(&err));
+    };
+    let chosen = match org {
+        Some(org) => org.to_string(),
+        None => match pick_organization(app, &listed_orgs(&err))? {
+            Some(org) => org,
+            None => return Err(sign_in_refused(&err)),
+        },
+    };
+    match provider.select_organization(http, &pending, &chosen).await? {
+        Reply::Ok(session) if session.organization_id.as_deref() == Some(&chosen) => Ok(session),
+        Reply::Ok(_) => Err(Error::failure(format!(
+            "the identity provider did not sign you in to {chosen}; nothing was stored"
+        ))),
+        Reply::Refused(selection) => Err(Error::failure(format!(
+            "the identity provider asked which organization to use and refused {chosen}: {}",
+            selection.summary()
+        ))
+        .with_hint(format!(
+            "run `mycli login --org {chosen}` and sign in with the browser, where the organization is chosen"
+        ))),
     }
-    Err(sign_in_refused(&err))
+}
+
+/// On a terminal, asks which of `orgs` to sign in to; `None` when there is no terminal or
+/// nothing to choose from.
+fn pick_organization(app: &App, orgs: &[(String, String)]) -> Result<Option<String>> {
+    use std::io::{BufRead, IsTerminal};
+    if orgs.is_empty()
+        || app.ui.quiet
+        || !std::io::stdin().is_terminal()
+        || !std::io::stderr().is_terminal()
+    {
+        return Ok(None);
+    }
+    app.ui.say("Your account belongs to several organizations:");
+    for (i, (id, name)) in orgs.iter().enumerate() {
+        app.ui.say(&format!("  {}) {id}  {name}", i + 1));
+    }
+    loop {
+        app.ui
+            .prompt(&format!("Sign in to which one? [1-{}] ", orgs.len()));
+        let mut answer = String::new();
+        if std::io::stdin().lock().read_line(&mut answer).unwrap_or(0) == 0 {
+            return Ok(None);
+        }
+        let answer = answer.trim();
+        if let Ok(n) = answer.parse::<usize>()
+            && (1..=orgs.len()).contains(&n)
+        {
+            return Ok(Some(orgs[n - 1].0.clone()));
+        }
+        if let Some((id, _)) = orgs.iter().find(|(id, _)| id == answer) {
+            return Ok(Some(id.clone()));
+        }
+    }
+}
+
+/// The organizations (id, name) of an `organization_selection_required` answer.
+fn listed_orgs(err: &IdpError) -> Vec<(String, String)> {
+    err.body
+        .get("organizations")
+        .and_then(|v| v.as_array())
+        .map(|list| {
+            list.iter()
+                .filter_map(|o| {
+                    let id = o.get("id")?.as_str()?;
+                    let name = o.get("name").and_then(|n| n.as_str()).unwrap_or("");
+                    Some((auth::http::clean(id), auth::http::clean(name)))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn pending_token(err: &IdpError) -> Option<crate::secret::Secret> {
@@ -250,20 +312,7 @@ fn login_timeout() -> Duration {
 /// The IdP refused to finish a sign-in: say why, and what to do.
 fn sign_in_refused(err: &IdpError) -> Error {
     if err.is("organization_selection_required") {
-        let orgs: Vec<(String, String)> = err
-            .body
-            .get("organizations")
-            .and_then(|v| v.as_array())
-            .map(|list| {
-                list.iter()
-                    .filter_map(|o| {
-                        let id = o.get("id")?.as_str()?;
-                        let name = o.get("name").and_then(|n| n.as_str()).unwrap_or("");
-                        Some((auth::http::clean(id), auth::http::clean(name)))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let orgs = listed_orgs(err);
         let listed: Vec<String> = orgs
             .iter()
             .map(|(id, name)| {
