@@ -10,7 +10,12 @@ pub fn context_names() -> Vec<CompletionCandidate> {
     let Ok(paths) = Paths::resolve(flag.as_deref().map(std::path::Path::new)) else {
         return Vec::new();
     };
-    let Ok(config) = Config::load(&paths) else {
+    // Read-only: config.toml itself, not the index (which a load may rebuild and write).
+    let path = paths.config();
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Vec::new();
+    };
+    let Ok(config) = Config::parse(&text, &path) else {
         return Vec::new();
     };
     config

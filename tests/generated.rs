@@ -267,9 +267,19 @@ fn context_names_complete_for_switch_rename_and_context() {
 fn completion_reads_the_store_without_writing_it() {
     let sb = completion_store();
     let before = sb.config_text();
+    let files = |sb: &Sandbox| {
+        let mut names: Vec<String> = std::fs::read_dir(&sb.config_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let listed = files(&sb);
     complete(&sb, "fish", &["switch", ""]).1.ok();
     assert_eq!(sb.config_text(), before);
     assert!(!sb.path("locks").exists(), "no lock taken on <TAB>");
+    assert_eq!(files(&sb), listed, "<TAB> wrote into the config dir");
 }
 
 #[test]
