@@ -102,3 +102,19 @@ fn a_context_cannot_be_renamed_to_another_contexts_organization_id() {
     // Its own organization id is fine as a name.
     sb.run(&["rename", "acme", "org_acme"]).ok();
 }
+
+#[test]
+fn a_context_removed_by_hand_hands_out_no_token() {
+    let idp = Idp::start();
+    idp.scenario(serde_json::json!({"device_interval": 1}));
+    let mut sb = Sandbox::new();
+    sb.use_idp(&idp);
+    device_login(&sb, &idp, "org_acme");
+    sb.run(&["token"]).ok();
+    // The user deletes the context from config.toml by hand; its cached token is still there.
+    std::fs::write(sb.path("config.toml"), "").unwrap();
+    let run = sb.run(&["token"]);
+    run.code(1);
+    assert_eq!(run.stdout, "");
+    assert!(run.stderr.contains("does not exist"), "{run:#?}");
+}

@@ -245,7 +245,12 @@ impl Config {
     pub fn read_current(paths: &Paths) -> Result<Option<String>> {
         if let Some(p) = Pointers::read(paths)? {
             if !index_is_current(paths)? {
-                Config::load_file(paths)?;
+                let config = Config::load_file(paths)?;
+                if let Some(key) = &p.current
+                    && !config.contexts.contains_key(key)
+                {
+                    return Err(dangling(key));
+                }
             }
             return Ok(p.current);
         }
@@ -334,10 +339,7 @@ impl Config {
             Some(name) => self.resolve(name),
             None => match &self.current {
                 Some(key) if self.contexts.contains_key(key) => Ok(key.clone()),
-                Some(key) => Err(Error::failure(format!(
-                    "the current context {key:?} does not exist in the store"
-                ))
-                .with_hint("pick one with `mycli switch NAME` (`mycli contexts` lists them)")),
+                Some(key) => Err(dangling(key)),
                 None if self.contexts.is_empty() => Err(not_signed_in()),
                 None => Err(no_current()),
             },
@@ -389,6 +391,14 @@ impl Config {
         toml::to_string(self)
             .map_err(|e| Error::failure(format!("could not write the config: {e}")))
     }
+}
+
+/// The current pointer names a context that is not in the store (removed by hand).
+fn dangling(key: &str) -> Error {
+    Error::failure(format!(
+        "the current context {key:?} does not exist in the store"
+    ))
+    .with_hint("pick one with `mycli switch NAME` (`mycli contexts` lists them)")
 }
 
 /// The error of `mycli current` (and friends) when no context is current.
