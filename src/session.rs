@@ -51,7 +51,10 @@ pub fn fresh_token(app: &App, key: &str, force: bool) -> Result<CachedToken> {
     let ctx = config
         .contexts
         .get(key)
-        .ok_or_else(|| config.unknown(key))?
+        .ok_or_else(|| {
+            Error::failure(format!("the context {key:?} is no longer in the store"))
+                .with_hint("`mycli contexts` lists the contexts there are")
+        })?
         .clone();
     if ctx.needs_login {
         return Err(needs_login(key, &ctx, "needs a new login"));

@@ -5,7 +5,7 @@
 //! so a killed process never leaves the store locked.
 
 use std::fs::{File, OpenOptions};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -14,7 +14,6 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 pub struct LockGuard {
     file: File,
-    path: PathBuf,
 }
 
 impl LockGuard {
@@ -35,10 +34,7 @@ impl LockGuard {
         loop {
             match file.try_lock() {
                 Ok(()) => {
-                    return Ok(LockGuard {
-                        file,
-                        path: path.to_path_buf(),
-                    });
+                    return Ok(LockGuard { file });
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {}
                 Err(std::fs::TryLockError::Error(e)) => {
@@ -60,10 +56,6 @@ impl LockGuard {
             std::thread::sleep(pause.min(deadline - now));
             pause = (pause * 2).min(Duration::from_millis(50));
         }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 
