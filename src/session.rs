@@ -173,7 +173,11 @@ pub fn needs_login(key: &str, ctx: &Context, why: &str) -> Error {
         Kind::NeedsLogin,
         format!("the session of context {:?} {why}", ctx.name),
     )
-    .with_hint(login_command(key))
+    .with_hint(match Context::organization_id(key) {
+        Some(_) => login_command(key),
+        // `mycli login` alone would use today's defaults; the name renews this session.
+        None => format!("run `mycli login --context {}`", ctx.name),
+    })
 }
 
 pub fn login_command(key: &str) -> String {

@@ -231,6 +231,9 @@ impl Provider {
                 let doc: Discovery = match http.get_json(&url).await? {
                     Reply::Ok(doc) => doc,
                     Reply::Refused(err) => {
+                        if let Some(mismatch) = kind_mismatch(http, &config).await {
+                            return Err(mismatch);
+                        }
                         return Err(Error::failure(format!(
                             "the OpenID configuration at {url} could not be read ({})",
                             err.summary()
@@ -360,7 +363,10 @@ impl Provider {
         }
         match http.post_form::<DeviceAuthorization>(url, &fields).await? {
             Reply::Ok(d) => Ok(d),
-            Reply::Refused(err) => Err(refused("could not start the device sign-in", &err)),
+            Reply::Refused(err) => Err(match kind_mismatch(http, &self.config).await {
+                Some(mismatch) => mismatch,
+                None => refused("could not start the device sign-in", &err),
+            }),
         }
     }
 
@@ -562,6 +568,46 @@ impl Provider {
             .await
             .map(|r| r.map(|_| ()))
     }
+}
+
+/// After a refusal that may come from talking to the wrong kind of server: a WorkOS base URL
+/// that answers OpenID Connect discovery is an OIDC issuer, and an OIDC issuer without
+/// discovery that serves WorkOS's JWKS for the client is a WorkOS API. Read-only probes, made
+/// only once something has already failed.
+pub async fn kind_mismatch(http: &Http, config: &ProviderConfig) -> Option<Error> {
+    let (url, other) = match config.kind {
+        ProviderKind::Workos => (
+            format!("{}/.well-known/openid-configuration", config.issuer),
+            ProviderKind::Oidc,
+        ),
+        ProviderKind::Oidc => (
+            format!("{}/sso/jwks/{}", config.issuer, config.client_id),
+            ProviderKind::Workos,
+        ),
+    };
+    let looks_like_other = match config.kind {
+        ProviderKind::Workos => matches!(http.get_json::<Discovery>(&url).await, Ok(Reply::Ok(_))),
+        ProviderKind::Oidc => matches!(
+            http.get_json::<Value>(&url).await,
+            Ok(Reply::Ok(v)) if v.get("keys").is_some_and(Value::is_array)
+        ),
+    };
+    looks_like_other.then(|| {
+        let what = match other {
+            ProviderKind::Oidc => "an OpenID Connect issuer (it answers OIDC discovery)",
+            ProviderKind::Workos => "a WorkOS API (it serves WorkOS's keys for this client)",
+        };
+        Error::usage(format!(
+            "{} is {what}, but the provider kind is {}",
+            config.issuer,
+            config.kind.as_str()
+        ))
+        .with_hint(format!(
+            "add `--provider {}` (or set MYCLI_PROVIDER={})",
+            other.as_str(),
+            other.as_str()
+        ))
+    })
 }
 
 /// A refused request as an error: the IdP's own code and words.

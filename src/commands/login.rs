@@ -20,15 +20,40 @@ enum Flow {
     Device { open_browser: bool },
 }
 
-pub fn run(app: &App, args: LoginArgs) -> Result<()> {
+pub fn run(app: &App, mut args: LoginArgs) -> Result<()> {
     let config = Config::load(&app.paths)?;
     let pref = Preference::from_env(args.insecure_storage)?;
-    let provider_config = ProviderConfig::resolve(
-        args.provider,
-        args.issuer.as_deref(),
-        args.client_id.as_deref(),
-        &config.provider,
-    )?;
+    // A login for a known context (`--org` of a known organization, or `--context NAME`)
+    // renews it with the provider it remembers, whatever the defaults are today: flags alone
+    // say otherwise. That is what makes every "run `mycli login --org X`" hint work as printed.
+    let renewing = match (&args.org, app.context.as_deref()) {
+        (Some(org), _) => config.contexts.get(org),
+        (None, Some(name)) => {
+            let key = config.resolve(name)?;
+            args.org = Context::organization_id(&key).map(str::to_string);
+            config.contexts.get(&key)
+        }
+        (None, None) => None,
+    };
+    let provider_config = match renewing {
+        Some(ctx) => {
+            let kind = args.provider.unwrap_or(ctx.provider);
+            ProviderConfig::resolve(
+                Some(kind),
+                args.issuer
+                    .as_deref()
+                    .or((kind == ctx.provider).then_some(ctx.issuer.as_str())),
+                args.client_id.as_deref().or(Some(&ctx.client_id)),
+                &config.provider,
+            )?
+        }
+        None => ProviderConfig::resolve(
+            args.provider,
+            args.issuer.as_deref(),
+            args.client_id.as_deref(),
+            &config.provider,
+        )?,
+    };
     if let Some(org) = &args.org {
         check_org(org, provider_config.kind)?;
     }
