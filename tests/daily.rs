@@ -37,7 +37,8 @@ fn relogin_uses_the_provider_the_context_remembers() {
     sb.set("MYCLI_PROVIDER", "oidc")
         .set("MYCLI_ISSUER", &oidc)
         .set("MYCLI_CLIENT_ID", "client_test");
-    sb.run(&["login", "--org", "org_acme", "--name", "acme"]).ok();
+    sb.run(&["login", "--org", "org_acme", "--name", "acme"])
+        .ok();
     // ... and the session dies.
     idp.admin("/__admin/revoke-session", json!({}));
     let run = sb.run(&["refresh", "acme"]);
@@ -63,12 +64,16 @@ fn relogin_uses_the_provider_the_context_remembers() {
     sb.run(&["token", "--context", "acme"]).ok();
 
     // `login --context NAME` renews that context the same way.
-    let before = idp.stats()["grants"]["authorization_code"].as_u64().unwrap();
+    let before = idp.stats()["grants"]["authorization_code"]
+        .as_u64()
+        .unwrap();
     let run = sb.run(&["login", "--context", "acme", "--force"]);
     run.ok();
     assert!(run.stderr.contains("\"acme\""), "{}", run.stderr);
     assert_eq!(
-        idp.stats()["grants"]["authorization_code"].as_u64().unwrap(),
+        idp.stats()["grants"]["authorization_code"]
+            .as_u64()
+            .unwrap(),
         before + 1
     );
     let ctx = context_of(&sb.contexts_json(), "org_acme").clone();
