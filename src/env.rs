@@ -26,11 +26,17 @@ pub fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// A duration in seconds from the environment, or the default when unset or unparsable.
+/// The longest duration mycli takes from the environment: a day. Longer values are clamped,
+/// so no deadline computed from one can overflow.
+pub const MAX_SECONDS: f64 = 86_400.0;
+
+/// A duration in seconds from the environment, or the default when unset or unparsable;
+/// clamped to `MAX_SECONDS`.
 pub fn seconds(name: &str, default: f64) -> std::time::Duration {
     let secs = var(name)
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0)
-        .unwrap_or(default);
-    std::time::Duration::from_secs_f64(secs)
+        .unwrap_or(default)
+        .min(MAX_SECONDS);
+    std::time::Duration::try_from_secs_f64(secs).unwrap_or(std::time::Duration::from_secs(30))
 }

@@ -2,17 +2,19 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The last second RFC 3339 can write: 9999-12-31T23:59:59Z.
+pub const MAX_UNIX: i64 = 253_402_300_799;
+
 pub fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(MAX_UNIX))
 }
 
-/// `2026-11-27T10:00:00Z` for a Unix time.
+/// `2026-11-27T10:00:00Z` for a Unix time; times outside 1970..=9999 are clamped to it.
 pub fn rfc3339(unix: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
+    let secs = u64::try_from(unix.clamp(0, MAX_UNIX)).unwrap_or(0);
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
 }
 
 /// Unix seconds from RFC 3339 text.
@@ -61,12 +63,12 @@ fn parse_rfc3339_any(text: &str) -> Option<i64> {
         .or_else(|| humantime::parse_rfc3339(text).ok())?;
     t.duration_since(UNIX_EPOCH)
         .ok()
-        .map(|d| d.as_secs() as i64)
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
 }
 
 /// "in 4m", "in 2h 5m", "3m ago": a rough, human duration relative to now.
 pub fn relative(unix: i64, now: i64) -> String {
-    let delta = unix - now;
+    let delta = unix.saturating_sub(now);
     let span = short_span(delta.unsigned_abs());
     if delta >= 0 {
         format!("in {span}")
@@ -95,6 +97,14 @@ mod tests {
             assert_eq!(parse_rfc3339_any(&rfc3339(t)), Some(t));
         }
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn extreme_times_never_panic() {
+        assert_eq!(rfc3339(i64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(i64::MIN), "1970-01-01T00:00:00Z");
+        assert!(relative(i64::MIN, i64::MAX).ends_with("ago"));
+        assert!(relative(i64::MAX, i64::MIN).starts_with("in "));
     }
 
     #[test]

@@ -317,3 +317,159 @@ fn an_organization_id_with_control_characters_is_refused() {
     assert_no_terminal_control(&run);
     assert!(!sb.path("config.toml").exists());
 }
+
+/// A WorkOS-shaped IdP whose n-th token-endpoint call gets `answers[n]` (the last one
+/// repeats); every request is logged as `PATH grant_type`.
+struct Scripted {
+    base: String,
+    log: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Scripted {
+    fn start(answers: Vec<Response>) -> Scripted {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = log.clone();
+        let answers = std::sync::Mutex::new(answers);
+        let base = hostile_idp(move |req| {
+            let grant = url::form_urlencoded::parse(&req.body)
+                .find(|(k, _)| k == "grant_type")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            seen.lock().unwrap().push(format!("{} {grant}", req.path));
+            if req.path.ends_with("/authorize/device") {
+                return Response::json(device_authorization());
+            }
+            if req.path.ends_with("/authenticate") {
+                let mut answers = answers.lock().unwrap();
+                let r = if answers.len() > 1 {
+                    answers.remove(0)
+                } else {
+                    let a = &answers[0];
+                    Response {
+                        status: a.status,
+                        headers: a.headers.clone(),
+                        body: a.body.clone(),
+                    }
+                };
+                return r;
+            }
+            Response::new(200, "application/json", "{}")
+        });
+        Scripted { base, log }
+    }
+
+    fn count(&self, what: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(what))
+            .count()
+    }
+}
+
+/// A WorkOS token answer for org_acme with this access token.
+fn token_answer(access_token: &str) -> Value {
+    json!({
+        "user": {"id": "user_x", "email": "x@example.com"},
+        "organization_id": "org_acme",
+        "access_token": access_token,
+        "refresh_token": "rt_1"
+    })
+}
+
+/// A WorkOS token answer for org_acme whose JWT access token carries `claims` (sub, org_id
+/// and sid added).
+fn jwt_answer(mut claims: Value) -> Value {
+    claims["sub"] = json!("user_x");
+    claims["org_id"] = json!("org_acme");
+    claims["sid"] = json!("session_1");
+    token_answer(&jwt(claims))
+}
+
+#[test]
+fn an_exp_in_milliseconds_is_clamped_not_a_crash() {
+    let idp = Scripted::start(vec![Response::json(jwt_answer(
+        json!({"exp": (now() + 600) * 1000}),
+    ))]);
+    let sb = workos_sandbox(&idp.base);
+    sb.run(&["login", "--org", "org_acme", "--device"]).ok();
+    let ctx = &sb.contexts_json()[0];
+    let expires = ctx["access_token_expires_at"].as_str().unwrap().to_string();
+    assert!(expires.starts_with("20"), "{expires}");
+    // Believed for a day at most: the token is served from the cache, no refresh.
+    let token = sb.run(&["token"]);
+    token.ok();
+    assert_eq!(idp.count("refresh_token"), 0, "{:?}", idp.log);
+}
+
+#[test]
+fn an_absurd_expires_in_neither_wraps_nor_refreshes_on_every_call() {
+    let mut answer = token_answer("opaque_token");
+    answer["expires_in"] = json!(1e300);
+    let idp = Scripted::start(vec![Response::json(answer)]);
+    let sb = workos_sandbox(&idp.base);
+    sb.run(&["login", "--org", "org_acme", "--device"]).ok();
+    for _ in 0..3 {
+        assert_eq!(sb.run(&["token"]).ok().stdout.trim(), "opaque_token");
+    }
+    assert_eq!(idp.count("refresh_token"), 0, "{:?}", idp.log);
+    let ctx = &sb.contexts_json()[0];
+    assert_eq!(ctx["needs_login"], json!(false));
+    assert!(!ctx["access_token_expires_at"].as_str().unwrap().starts_with("1970"));
+}
+
+#[test]
+fn a_token_that_expired_long_ago_is_refused_not_served_forever() {
+    let idp = Scripted::start(vec![Response::json(jwt_answer(json!({"exp": -1e300})))]);
+    let sb = workos_sandbox(&idp.base);
+    let run = sb.run(&["login", "--org", "org_acme", "--device"]);
+    run.code(1);
+    assert!(run.stderr.contains("already") || run.stderr.contains("expired"), "{run:#?}");
+    assert!(!sb.path("config.toml").exists());
+    assert!(credentials(&sb).is_empty(), "a secret was stored");
+}
+
+#[test]
+fn absurd_timeouts_from_the_environment_are_clamped() {
+    for var in ["MYCLI_LOCK_TIMEOUT", "MYCLI_HTTP_TIMEOUT", "MYCLI_KEYCHAIN_TIMEOUT"] {
+        for value in ["1e19", "1e30", "1e300"] {
+            let mut sb = Sandbox::new();
+            sb.write_config(&context_toml("org_acme", "acme"));
+            sb.set(var, value);
+            let run = sb.run(&["switch", "acme"]);
+            run.ok();
+            let run = sb.run(&["switch", "nope"]);
+            run.code(1);
+            assert!(run.stderr.starts_with("error:"), "{var}={value}: {run:#?}");
+        }
+    }
+}
+
+#[test]
+fn a_token_with_control_characters_is_never_stored_or_printed() {
+    let evil = "tok\u{1b}]0;PWNED\u{7}\u{1b}[2J\nX-Injected: yes\r\nrm -rf ~";
+    // At login.
+    let idp = Scripted::start(vec![Response::json(token_answer(evil))]);
+    let sb = workos_sandbox(&idp.base);
+    let run = sb.run(&["login", "--org", "org_acme", "--device"]);
+    run.code(1);
+    assert!(run.stderr.contains("RFC 6750"), "{run:#?}");
+    assert_no_terminal_control(&run);
+    assert!(!sb.path("config.toml").exists());
+    assert!(credentials(&sb).is_empty(), "a secret was stored");
+
+    // At refresh: the first answer is fine, the refresh sends the hostile token.
+    // Already expired (within the clock-skew allowance): the first `token` refreshes.
+    let good = jwt_answer(json!({"exp": now() - 10}));
+    let mut bad = token_answer(evil);
+    bad["refresh_token"] = json!("rt_2");
+    let idp = Scripted::start(vec![Response::json(good), Response::json(bad)]);
+    let sb = workos_sandbox(&idp.base);
+    sb.run(&["login", "--org", "org_acme", "--device"]).ok();
+    let run = sb.run(&["token"]);
+    run.code(1);
+    assert_eq!(run.stdout, "", "{run:#?}");
+    assert_no_terminal_control(&run);
+    assert_eq!(idp.count("refresh_token"), 1);
+}

@@ -445,14 +445,29 @@ impl Provider {
         let claim = |name: &str| {
             claim_text(id.as_ref(), name).or_else(|| claim_text(access.as_ref(), name))
         };
-        let expires_at = match (resp.expires_in, claim_text(access.as_ref(), "exp")) {
-            (Some(secs), _) if secs.is_finite() && secs > 0.0 => time::now() + secs as i64,
-            (_, Some(exp)) => exp
-                .parse::<f64>()
-                .map(|e| e as i64)
-                .unwrap_or(time::now() + 300),
-            _ => time::now() + 300,
-        };
+        for (what, token) in [
+            ("an access token", Some(&resp.access_token)),
+            ("a refresh token", resp.refresh_token.as_ref()),
+        ] {
+            if token.is_some_and(|t| !is_b64token(t.expose())) {
+                return Err(Error::failure(format!(
+                    "the identity provider sent {what} with characters a bearer token cannot \
+                     have (RFC 6750); refusing it, nothing was stored"
+                ))
+                .with_hint("the identity provider, or a proxy in front of it, is misbehaving; tell its administrators"));
+            }
+        }
+        let exp = access
+            .as_ref()
+            .and_then(|c| c.get("exp"))
+            .and_then(Value::as_f64);
+        let expires_at = expiry(time::now(), resp.expires_in, exp).map_err(|at| {
+            Error::failure(format!(
+                "the identity provider issued an access token that expired at {}; refusing it",
+                time::rfc3339(at)
+            ))
+            .with_hint("check that this machine's clock is right")
+        })?;
         let (organization_id, user_id, email) = match self.config.kind {
             ProviderKind::Workos => {
                 let org = resp.organization_id.or_else(|| claim("org_id"));
@@ -516,7 +531,7 @@ impl Provider {
         }
         let skew = 300;
         if let Some(exp) = c.get("exp").and_then(Value::as_f64)
-            && (exp as i64) + skew < time::now()
+            && (exp as i64).saturating_add(skew) < time::now()
         {
             return Err(
                 Error::failure("the ID token has already expired; refusing it")
@@ -610,6 +625,40 @@ pub async fn kind_mismatch(http: &Http, config: &ProviderConfig) -> Option<Error
     })
 }
 
+/// The longest access-token lifetime mycli believes: a day. A longer one (an `exp` in
+/// milliseconds, `expires_in: 1e300`) is clamped to it, which only means an earlier refresh.
+const MAX_LIFETIME: i64 = 86_400;
+/// How far in the past an access token's `exp` may lie (clock skew) before it is refused.
+const EXPIRY_SKEW: i64 = 300;
+/// The lifetime assumed when the answer says nothing.
+const DEFAULT_LIFETIME: i64 = 300;
+
+/// When an access token expires (Unix seconds), from the answer's `expires_in`, else the
+/// token's `exp` claim. `Err(exp)` when the token was dead on arrival.
+fn expiry(now: i64, expires_in: Option<f64>, exp: Option<f64>) -> std::result::Result<i64, i64> {
+    let latest = now.saturating_add(MAX_LIFETIME);
+    if let Some(secs) = expires_in.filter(|s| s.is_finite() && *s > 0.0) {
+        // `as` saturates; the value is already within 0..=MAX_LIFETIME.
+        return Ok(now.saturating_add(secs.min(MAX_LIFETIME as f64) as i64));
+    }
+    match exp.filter(|e| e.is_finite()) {
+        Some(exp) if exp >= latest as f64 => Ok(latest),
+        Some(exp) if exp < now.saturating_sub(EXPIRY_SKEW) as f64 => Err((exp as i64).max(0)),
+        Some(exp) => Ok(exp as i64),
+        None => Ok(now.saturating_add(DEFAULT_LIFETIME)),
+    }
+}
+
+/// RFC 6750 §2.1 `b64token`, the only text a bearer token may be: `mycli token` prints it
+/// for shells and HTTP headers, so nothing else ever reaches them.
+pub fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
 /// A refused request as an error: the IdP's own code and words.
 pub fn refused(what: &str, err: &IdpError) -> Error {
     let error = Error::failure(format!("{what}: {}", err.summary()));
@@ -617,5 +666,121 @@ pub fn refused(what: &str, err: &IdpError) -> Error {
         error.with_hint("the identity provider is rate limiting; wait a minute and try again")
     } else {
         error
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens_are_b64tokens() {
+        assert!(is_b64token("eyJ.a-b_c~d+e/f=="));
+        for bad in ["", "==", "a b", "tok\nX-Injected: yes", "a\u{1b}]0;x", "a=b", "é"] {
+            assert!(!is_b64token(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn lifetimes_are_clamped_and_dead_tokens_refused() {
+        let now = 1_800_000_000;
+        assert_eq!(expiry(now, Some(3600.0), None), Ok(now + 3600));
+        assert_eq!(expiry(now, Some(1e300), None), Ok(now + MAX_LIFETIME));
+        assert_eq!(expiry(now, None, Some(1.8e12)), Ok(now + MAX_LIFETIME));
+        assert_eq!(expiry(now, None, Some((now + 60) as f64)), Ok(now + 60));
+        assert_eq!(expiry(now, None, Some(-1e300)), Err(0));
+        assert_eq!(expiry(now, Some(f64::NAN), None), Ok(now + DEFAULT_LIFETIME));
+        assert_eq!(expiry(i64::MAX, Some(1e300), None), Ok(i64::MAX));
+    }
+
+    mod hostile_answers {
+        use proptest::prelude::*;
+        use serde_json::json;
+
+        use super::*;
+
+        fn provider() -> Provider {
+            Provider {
+                config: ProviderConfig {
+                    kind: ProviderKind::Workos,
+                    issuer: "https://idp.example.com".into(),
+                    client_id: "client_test".into(),
+                    org_claim: "org_id".into(),
+                },
+                authorize: String::new(),
+                token: String::new(),
+                device: None,
+                revocation: None,
+                logout: None,
+            }
+        }
+
+        fn jwt(claims: &Value) -> String {
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            format!(
+                "{}.{}.sig",
+                b64.encode(br#"{"alg":"RS256"}"#),
+                b64.encode(claims.to_string())
+            )
+        }
+
+        fn number() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                any::<i64>().prop_map(|n| json!(n)),
+                any::<f64>().prop_map(|n| json!(n)),
+                prop::sample::select(vec![1e12, 1e300, -1e300, 0.0, -1.0, 3e11, 1.8e9])
+                    .prop_map(|n| json!(n)),
+                Just(json!("soon")),
+                Just(Value::Null),
+            ]
+        }
+
+        fn token_text() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[A-Za-z0-9._~+/-]{1,40}=?",
+                ".{0,20}",
+                Just("tok\u{1b}]0;PWNED\u{7}\nX-Injected: yes".to_string()),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn a_token_answer_never_panics_and_what_passes_is_sane(
+                exp in number(),
+                expires_in in number(),
+                opaque in token_text(),
+                as_jwt in any::<bool>(),
+                refresh in prop::option::of(token_text()),
+            ) {
+                let access = if as_jwt {
+                    jwt(&json!({"sub": "user_1", "org_id": "org_acme", "exp": exp, "sid": "s"}))
+                } else {
+                    opaque
+                };
+                let mut answer = json!({
+                    "access_token": access,
+                    "user": {"id": "user_1"},
+                    "organization_id": "org_acme",
+                    "expires_in": expires_in,
+                });
+                if let Some(r) = refresh {
+                    answer["refresh_token"] = json!(r);
+                }
+                let Ok(resp) = serde_json::from_value::<TokenResponse>(answer) else {
+                    return Ok(());
+                };
+                let now = time::now();
+                if let Ok(session) = provider().session(resp, None) {
+                    prop_assert!(is_b64token(session.access_token.expose()));
+                    prop_assert!(session.refresh_token.iter().all(|r| is_b64token(r.expose())));
+                    prop_assert!(session.expires_at >= now - EXPIRY_SKEW - 1);
+                    prop_assert!(session.expires_at <= now + MAX_LIFETIME + 1);
+                    let _ = time::rfc3339(session.expires_at);
+                }
+            }
+        }
     }
 }

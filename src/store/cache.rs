@@ -19,7 +19,7 @@ pub struct CachedToken {
 impl CachedToken {
     /// Valid for more than `margin` seconds from `now`.
     pub fn fresh(&self, now: i64, margin: i64) -> bool {
-        self.expires_at - margin > now
+        self.expires_at.saturating_sub(margin) > now
     }
 }
 
