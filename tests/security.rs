@@ -416,7 +416,12 @@ fn an_absurd_expires_in_neither_wraps_nor_refreshes_on_every_call() {
     assert_eq!(idp.count("refresh_token"), 0, "{:?}", idp.log);
     let ctx = &sb.contexts_json()[0];
     assert_eq!(ctx["needs_login"], json!(false));
-    assert!(!ctx["access_token_expires_at"].as_str().unwrap().starts_with("1970"));
+    assert!(
+        !ctx["access_token_expires_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("1970")
+    );
 }
 
 #[test]
@@ -425,14 +430,21 @@ fn a_token_that_expired_long_ago_is_refused_not_served_forever() {
     let sb = workos_sandbox(&idp.base);
     let run = sb.run(&["login", "--org", "org_acme", "--device"]);
     run.code(1);
-    assert!(run.stderr.contains("already") || run.stderr.contains("expired"), "{run:#?}");
+    assert!(
+        run.stderr.contains("already") || run.stderr.contains("expired"),
+        "{run:#?}"
+    );
     assert!(!sb.path("config.toml").exists());
     assert!(credentials(&sb).is_empty(), "a secret was stored");
 }
 
 #[test]
 fn absurd_timeouts_from_the_environment_are_clamped() {
-    for var in ["MYCLI_LOCK_TIMEOUT", "MYCLI_HTTP_TIMEOUT", "MYCLI_KEYCHAIN_TIMEOUT"] {
+    for var in [
+        "MYCLI_LOCK_TIMEOUT",
+        "MYCLI_HTTP_TIMEOUT",
+        "MYCLI_KEYCHAIN_TIMEOUT",
+    ] {
         for value in ["1e19", "1e30", "1e300"] {
             let mut sb = Sandbox::new();
             sb.write_config(&context_toml("org_acme", "acme"));

@@ -676,7 +676,15 @@ mod tests {
     #[test]
     fn bearer_tokens_are_b64tokens() {
         assert!(is_b64token("eyJ.a-b_c~d+e/f=="));
-        for bad in ["", "==", "a b", "tok\nX-Injected: yes", "a\u{1b}]0;x", "a=b", "é"] {
+        for bad in [
+            "",
+            "==",
+            "a b",
+            "tok\nX-Injected: yes",
+            "a\u{1b}]0;x",
+            "a=b",
+            "é",
+        ] {
             assert!(!is_b64token(bad), "{bad:?}");
         }
     }
@@ -689,7 +697,10 @@ mod tests {
         assert_eq!(expiry(now, None, Some(1.8e12)), Ok(now + MAX_LIFETIME));
         assert_eq!(expiry(now, None, Some((now + 60) as f64)), Ok(now + 60));
         assert_eq!(expiry(now, None, Some(-1e300)), Err(0));
-        assert_eq!(expiry(now, Some(f64::NAN), None), Ok(now + DEFAULT_LIFETIME));
+        assert_eq!(
+            expiry(now, Some(f64::NAN), None),
+            Ok(now + DEFAULT_LIFETIME)
+        );
         assert_eq!(expiry(i64::MAX, Some(1e300), None), Ok(i64::MAX));
     }
 
