@@ -133,7 +133,10 @@ pub fn contexts_table(config: &Config, now: i64) -> Result<()> {
                 ""
             },
             &ctx.name,
-            Context::organization_id(key).unwrap_or("-"),
+            match (&ctx.organization_name, Context::organization_id(key)) {
+                (Some(name), Some(_)) => name,
+                (_, id) => id.unwrap_or("-"),
+            },
             ctx.email.as_deref().unwrap_or(&ctx.user_id),
             &states[i],
         ]

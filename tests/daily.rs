@@ -129,3 +129,91 @@ fn an_oidc_issuer_used_as_workos_says_which_flag_to_add() {
     );
     assert!(!sb.path("config.toml").exists());
 }
+
+// ---------------------------------------------------------------------------------------------
+// 2. Organizations by name
+// ---------------------------------------------------------------------------------------------
+
+/// `login ARGS --device` on the WorkOS fake, approved as alice; WorkOS asks which organization.
+fn device_login_with_selection(idp: &Idp, sb: &Sandbox, args: &[&str]) -> Run {
+    let mut all = vec!["login", "--device"];
+    all.extend_from_slice(args);
+    let bg = sb.spawn(&all);
+    idp.approve_device(json!({}));
+    bg.finish(std::time::Duration::from_secs(30)).0
+}
+
+#[test]
+fn workos_organization_names_name_the_contexts_and_the_table() {
+    let idp = Idp::start();
+    idp.scenario(json!({"device_interval": 1, "device_ignores_org": true,
+        "org_selection_public": true}));
+    let mut sb = Sandbox::new();
+    sb.use_idp(&idp);
+    // A name taken by hand first: the default name must stay unique.
+    let run = device_login_with_selection(
+        &idp,
+        &sb,
+        &["--org", "org_acme", "--name", "globex-corporation"],
+    );
+    run.ok();
+    let run = device_login_with_selection(&idp, &sb, &["--org", "org_globex"]);
+    run.ok();
+    assert!(
+        run.stderr.contains("Globex Corporation (org_globex)")
+            && run.stderr.contains("\"globex-corporation-2\""),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("mycli rename"), "{}", run.stderr);
+    let contexts = sb.contexts_json();
+    let globex = context_of(&contexts, "org_globex");
+    assert_eq!(globex["name"], "globex-corporation-2");
+    assert_eq!(globex["organization_name"], "Globex Corporation");
+    assert_eq!(
+        context_of(&contexts, "org_acme")["organization_name"],
+        "Acme Corp"
+    );
+
+    // The table shows the organization's name, not its id twice.
+    let table = sb.run(&["contexts"]);
+    table.ok();
+    let row = table
+        .stdout
+        .lines()
+        .find(|l| l.contains("globex-corporation-2"))
+        .unwrap();
+    assert!(row.contains("Globex Corporation"), "{}", table.stdout);
+    assert!(!row.contains("org_globex"), "{}", table.stdout);
+    // status shows it too.
+    let status = sb.run(&["status", "globex-corporation-2"]);
+    assert!(
+        status.stdout.contains("Globex Corporation (org_globex)"),
+        "{}",
+        status.stdout
+    );
+}
+
+#[test]
+fn a_context_named_after_its_id_says_how_to_rename_it() {
+    let idp = Idp::start();
+    let sb = browser_sandbox(&idp);
+    let mut sb = sb;
+    sb.use_idp(&idp);
+    let run = sb.run(&["login", "--org", "org_acme"]);
+    run.ok();
+    let name = context_of(&sb.contexts_json(), "org_acme")["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(name, "org_acme");
+    assert!(
+        run.stderr.contains("mycli rename org_acme NEW_NAME"),
+        "{}",
+        run.stderr
+    );
+    // --name wins, and then there is nothing to rename.
+    let run = sb.run(&["login", "--org", "org_globex", "--name", "globex"]);
+    run.ok();
+    assert!(!run.stderr.contains("mycli rename"), "{}", run.stderr);
+}

@@ -250,15 +250,26 @@ async fn finish(
     else {
         return Err(sign_in_refused(&err));
     };
+    let orgs = listed_orgs(&err);
     let chosen = match org {
         Some(org) => org.to_string(),
-        None => match pick_organization(app, &listed_orgs(&err))? {
+        None => match pick_organization(app, &orgs)? {
             Some(org) => org,
             None => return Err(sign_in_refused(&err)),
         },
     };
+    // WorkOS names the organizations only here: keep the chosen one's name for the context.
+    let listed_name = orgs
+        .iter()
+        .find(|(id, name)| *id == chosen && !name.is_empty() && name != id)
+        .map(|(_, name)| name.clone());
     match provider.select_organization(http, &pending, &chosen).await? {
-        Reply::Ok(session) if session.organization_id.as_deref() == Some(&chosen) => Ok(session),
+        Reply::Ok(mut session) if session.organization_id.as_deref() == Some(&chosen) => {
+            if session.organization_name.is_none() {
+                session.organization_name = listed_name;
+            }
+            Ok(session)
+        }
         Reply::Ok(_) => Err(Error::failure(format!(
             "the identity provider did not sign you in to {chosen}; nothing was stored"
         ))),
@@ -284,8 +295,17 @@ fn pick_organization(app: &App, orgs: &[(String, String)]) -> Result<Option<Stri
         return Ok(None);
     }
     app.ui.say("Your account belongs to several organizations:");
+    let width = orgs
+        .iter()
+        .map(|(id, _)| id.chars().count())
+        .max()
+        .unwrap_or(0);
     for (i, (id, name)) in orgs.iter().enumerate() {
-        app.ui.say(&format!("  {}) {id}  {name}", i + 1));
+        app.ui.say(
+            &format!("  {}) {id:<width$}  {name}", i + 1)
+                .trim_end()
+                .to_string(),
+        );
     }
     loop {
         app.ui
@@ -386,6 +406,7 @@ fn save(
     let lock = ConfigLock::acquire(&app.paths)?;
     let mut config = lock.load()?;
     let existing = config.contexts.get(&key).cloned();
+    let named_after_id = existing.is_none() && args.name.is_none();
     let name = match (&args.name, &existing) {
         (Some(name), _) => {
             check_name_free(&config, name, Some(&key))?;
@@ -450,6 +471,12 @@ fn save(
         session.email.as_deref().unwrap_or(&session.user_id),
         method.describe(),
     ));
+    if named_after_id && Context::organization_id(&key).is_some() && name.starts_with(key.as_str())
+    {
+        app.ui.say(&format!(
+            "The identity provider did not name the organization; rename the context with `mycli rename {name} NEW_NAME`."
+        ));
+    }
     Ok(())
 }
 
