@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use crate::error::{Error, Kind, Result};
 use crate::store::{Config, Context};
-use crate::time;
 
 /// Writes `text` and a newline to stdout. A closed pipe ends the program quietly.
 pub fn line(text: &str) -> Result<()> {
@@ -102,28 +101,22 @@ impl<'a> ContextJson<'a> {
     }
 }
 
-/// "needs login", "expires in 4m", "expired 3m ago": the state column of a context.
-pub fn state(ctx: &Context, now: i64) -> String {
+/// The session's state, the STATE column: `signed in` or `needs login`. An access token that
+/// has expired is not the session's state (the next `token` refreshes it silently); its expiry
+/// is in `status` and in JSON.
+pub fn state(ctx: &Context) -> &'static str {
     if ctx.needs_login {
-        return "needs login".into();
-    }
-    match ctx
-        .access_token_expires_at
-        .as_deref()
-        .and_then(time::parse_rfc3339)
-    {
-        Some(exp) if exp > now => format!("expires {}", time::relative(exp, now)),
-        Some(exp) => format!("expired {}", time::relative(exp, now)),
-        None => "signed in".into(),
+        "needs login"
+    } else {
+        "signed in"
     }
 }
 
 /// Prints the kubectl-like table of `mycli contexts`: left-aligned columns three spaces apart,
 /// no trailing blanks, sorted by name. Streamed, borrowing from the store.
-pub fn contexts_table(config: &Config, now: i64) -> Result<()> {
+pub fn contexts_table(config: &Config) -> Result<()> {
     let mut contexts: Vec<(&String, &Context)> = config.contexts.iter().collect();
     contexts.sort_unstable_by(|a, b| a.1.name.cmp(&b.1.name));
-    let states: Vec<String> = contexts.iter().map(|(_, c)| state(c, now)).collect();
     let row = |i: usize| -> [&str; 5] {
         let (key, ctx) = contexts[i];
         [
@@ -138,7 +131,7 @@ pub fn contexts_table(config: &Config, now: i64) -> Result<()> {
                 (_, id) => id.unwrap_or("-"),
             },
             ctx.email.as_deref().unwrap_or(&ctx.user_id),
-            &states[i],
+            state(ctx),
         ]
     };
     const HEADER: [&str; 5] = ["CURRENT", "NAME", "ORGANIZATION", "USER", "STATE"];

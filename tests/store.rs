@@ -164,13 +164,18 @@ fn contexts_table_marks_the_current_context_and_sorts_by_name() {
         row("alpha")
     );
     assert!(row("expired").contains("user_c"), "{}", row("expired"));
-    assert!(row("expired").contains("expired "), "{}", row("expired"));
+    // STATE is the session's: an expired access token is refreshed on the next use.
     assert!(
-        row("expired").trim_end().ends_with(" ago"),
+        row("expired").trim_end().ends_with("signed in"),
         "{}",
         row("expired")
     );
-    assert!(row("fresh").contains("expires in "), "{}", row("fresh"));
+    assert!(!run.stdout.contains("expire"), "{}", run.stdout);
+    assert!(
+        row("fresh").trim_end().ends_with("signed in"),
+        "{}",
+        row("fresh")
+    );
     assert!(row("stale").contains("needs login"), "{}", row("stale"));
     assert!(run.stderr.is_empty(), "{}", run.stderr);
 

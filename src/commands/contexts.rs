@@ -3,7 +3,6 @@ use crate::cli::OutputFormat;
 use crate::error::Result;
 use crate::output::{self, ContextJson};
 use crate::store::Config;
-use crate::time;
 
 pub fn run(app: &App) -> Result<()> {
     let config = Config::load(&app.paths)?;
@@ -33,7 +32,7 @@ pub fn run(app: &App) -> Result<()> {
                     .say("No contexts yet. Sign in with `mycli login --org ORG_ID`.");
                 return Ok(());
             }
-            output::contexts_table(&config, time::now())
+            output::contexts_table(&config)
         }
     }
 }

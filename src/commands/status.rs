@@ -77,6 +77,7 @@ fn describe(
             time::relative(exp, now),
             time::rfc3339(exp)
         ),
+        Some(exp) if ctx.needs_login => format!("expired {}", time::relative(exp, now)),
         Some(exp) => format!(
             "expired {} (refreshed on next use)",
             time::relative(exp, now)
