@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::Path;
 
 /// How an error ends the process (spec §3, "Exit codes"). Exit 130 (Ctrl-C) is not an error
-/// value: the SIGINT handler of `exit_130_on_ctrl_c` ends the process directly.
+/// value: the signal handling of `interrupt` ends the process directly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// Exit 1: the IdP failed, the store is broken, an unknown context, ...

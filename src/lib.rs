@@ -8,6 +8,7 @@ pub mod commands;
 pub mod complete;
 pub mod env;
 pub mod error;
+pub mod interrupt;
 pub mod output;
 pub mod secret;
 pub mod session;
@@ -30,19 +31,10 @@ pub struct App {
     pub output: Option<OutputFormat>,
 }
 
-/// Ctrl-C at any point ends the process at once with exit code 130 (spec §4). Every write is an
-/// atomic rename and every lock is released by the OS, so the store is never half-changed, and
-/// the loopback port closes with the process.
+/// Ctrl-C or SIGTERM ends the process with exit code 130 (spec §4): at once, except while a
+/// rotated refresh token is in flight (see `interrupt`).
 pub fn exit_130_on_ctrl_c() {
-    #[cfg(unix)]
-    {
-        let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let _ = signal_hook::flag::register_conditional_shutdown(
-            signal_hook::consts::SIGINT,
-            130,
-            armed,
-        );
-    }
+    interrupt::install();
 }
 
 /// Runs one parsed command line and returns the process exit code.

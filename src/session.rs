@@ -10,8 +10,9 @@ use crate::App;
 use crate::auth::{self, Http, Provider, ProviderConfig, Reply, Session};
 use crate::env;
 use crate::error::{Error, Kind, Result};
+use crate::interrupt;
 use crate::store::cache::{self, CachedToken};
-use crate::store::credentials::{Credentials, Preference};
+use crate::store::credentials::{Credentials, Preference, SaveSlot};
 use crate::store::lock::LockGuard;
 use crate::store::{Config, ConfigLock, Context, Storage};
 use crate::time;
@@ -38,14 +39,32 @@ pub fn lock_context(app: &App, key: &str) -> Result<LockGuard> {
 }
 
 /// A valid access token for `key`: the cached one when it is fresh (and `force` is false),
-/// else a refreshed one.
+/// else a refreshed one. A refresh whose rotated secret could not be saved still returns the
+/// token, after a warning that says what was lost.
 pub fn fresh_token(app: &App, key: &str, force: bool) -> Result<CachedToken> {
+    let (token, unsaved) = fresh_token_checked(app, key, force)?;
+    if let Some(err) = unsaved {
+        app.ui.warn(&err.message);
+        if let Some(hint) = &err.hint {
+            app.ui.hint(hint);
+        }
+    }
+    Ok(token)
+}
+
+/// `fresh_token`, with the error of a rotated secret that could not be saved returned beside
+/// the token instead of printed.
+pub fn fresh_token_checked(
+    app: &App,
+    key: &str,
+    force: bool,
+) -> Result<(CachedToken, Option<Error>)> {
     let _lock = lock_context(app, key)?;
     if !force
         && let Some(token) = cache::read(&app.paths, key)
         && token.fresh(time::now(), MARGIN_SECS)
     {
-        return Ok(token);
+        return Ok((token, None));
     }
     let config = Config::load(&app.paths)?;
     let ctx = config
@@ -64,18 +83,26 @@ pub fn fresh_token(app: &App, key: &str, force: bool) -> Result<CachedToken> {
         mark_needs_login(app, key)?;
         return Err(needs_login(key, &ctx, "has no stored refresh token"));
     };
+    // Everything the save of the rotated secret needs is secured now, while a failure still
+    // costs nothing: once the request is sent, the stored secret is spent.
+    let slot = creds.prepare(key, ctx.storage, save_preference(ctx.storage)?)?;
     let provider_config = ProviderConfig::of_context(&ctx, &config.provider);
     let org = Context::organization_id(key).map(str::to_string);
     let http = Http::new(app.ui)?;
-    let reply = auth::block_on(async {
+    // From the request until the rotated secret is saved, Ctrl-C and SIGTERM wait: exiting in
+    // between would lose the session. The guard's drop exits 130 when one arrived.
+    let (reply, _deferred) = auth::block_on(async {
         let provider = Provider::discover(&http, provider_config).await?;
-        provider
+        let deferred = interrupt::defer(app.ui);
+        let reply = provider
             .refresh(&http, &refresh_token, org.as_deref())
-            .await
+            .await?;
+        Ok((reply, deferred))
     })?;
     match reply {
-        Reply::Ok(session) => save_refreshed(app, key, &ctx, session),
+        Reply::Ok(session) => save_refreshed(app, key, &ctx, session, slot),
         Reply::Refused(err) if TERMINAL.iter().any(|c| err.is(c)) => {
+            drop(slot);
             mark_needs_login(app, key)?;
             let _ = creds.delete(key, ctx.storage);
             Err(needs_login(
@@ -93,27 +120,44 @@ pub fn fresh_token(app: &App, key: &str, force: bool) -> Result<CachedToken> {
     }
 }
 
-/// Saves a refresh's result: the rotated refresh token before anything else.
-fn save_refreshed(app: &App, key: &str, ctx: &Context, session: Session) -> Result<CachedToken> {
-    let creds = Credentials::new(&app.paths);
+/// Where a rotated secret of a context stored in `storage` may go.
+fn save_preference(storage: Storage) -> Result<Preference> {
+    Ok(match storage {
+        Storage::File => Preference::File,
+        Storage::Keychain => match Preference::from_env(false)? {
+            Preference::File => Preference::Auto,
+            other => other,
+        },
+    })
+}
+
+/// Saves a refresh's result: the rotated refresh token before anything else. When it cannot
+/// be saved, the token is still returned (it works until it expires) with the error.
+fn save_refreshed(
+    app: &App,
+    key: &str,
+    ctx: &Context,
+    session: Session,
+    slot: SaveSlot,
+) -> Result<(CachedToken, Option<Error>)> {
     let mut storage = ctx.storage;
+    let mut unsaved = None;
     if let Some(rotated) = &session.refresh_token {
-        let pref = match ctx.storage {
-            Storage::File => Preference::File,
-            Storage::Keychain => match Preference::from_env(false)? {
-                Preference::File => Preference::Auto,
-                other => other,
-            },
-        };
-        let saved = creds.save(key, rotated, pref)?;
-        if let Some(why) = &saved.fallback_reason {
-            app.ui.warn(&format!(
-                "{why}; the refresh token of {:?} is now stored in {} (0600)",
-                ctx.name,
-                app.paths.credentials().display()
-            ));
+        match slot.save(rotated) {
+            Ok(saved) => {
+                if let Some(why) = &saved.fallback_reason {
+                    app.ui.warn(&format!(
+                        "{why}; the refresh token of {:?} is now stored in {} (0600)",
+                        ctx.name,
+                        app.paths.credentials().display()
+                    ));
+                }
+                storage = saved.storage;
+            }
+            Err(err) => unsaved = Some(lost_session(key, ctx, &err, session.expires_at)),
         }
-        storage = saved.storage;
+    } else {
+        drop(slot);
     }
     if let Some(org) = Context::organization_id(key)
         && session.organization_id.as_deref() != Some(org)
@@ -129,7 +173,19 @@ fn save_refreshed(app: &App, key: &str, ctx: &Context, session: Session) -> Resu
         expires_at: session.expires_at,
         access_token: session.access_token,
     };
-    cache::write(&app.paths, &token)?;
+    // The token works whether or not it is cached: a cache that cannot be written only costs
+    // the next call a refresh.
+    if let Err(err) = cache::write(&app.paths, &token)
+        && unsaved.is_none()
+    {
+        app.ui.warn(&format!(
+            "the token was refreshed, but not cached: {}",
+            err.message
+        ));
+    }
+    if unsaved.is_some() {
+        return Ok((token, unsaved));
+    }
     // The session is saved; config.toml only learns the new expiry (and where the secret went
     // after a keychain fallback). A store locked by a hung process must not fail the caller.
     if let Err(err) = record_refresh(app, key, token.expires_at, storage) {
@@ -138,7 +194,19 @@ fn save_refreshed(app: &App, key: &str, ctx: &Context, session: Session) -> Resu
             err.message
         ));
     }
-    Ok(token)
+    Ok((token, None))
+}
+
+/// What a refresh whose rotated secret could not be saved cost, and what to do.
+fn lost_session(key: &str, ctx: &Context, err: &Error, expires_at: i64) -> Error {
+    Error::failure(format!(
+        "the renewed refresh token of {:?} could not be saved ({}); this access token works \
+         until {}, then the session needs a new login",
+        ctx.name,
+        err.message,
+        time::rfc3339(expires_at)
+    ))
+    .with_hint(format!("fix the cause above, then {}", login_command(key)))
 }
 
 fn record_refresh(app: &App, key: &str, expires_at: i64, storage: Storage) -> Result<()> {

@@ -52,6 +52,13 @@ impl Ui {
         }
     }
 
+    /// A `hint:` line after a warning.
+    pub fn hint(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("{} {text}", self.paint("hint:", "1;36"));
+        }
+    }
+
     pub fn error(&self, err: &Error) {
         eprintln!("{} {}", self.paint("error:", "1;31"), err.message);
         if let Some(hint) = &err.hint {

@@ -680,7 +680,7 @@ fn sigkill_during_a_login_leaves_the_store_as_it_was() {
 // 3. Ctrl-C
 // ---------------------------------------------------------------------------------------------
 
-/// Sends Ctrl-C and waits: exit 130 within 2 s, nothing printed but at most a line.
+/// Sends Ctrl-C and waits: exit 130 within 2 s, nothing on stdout.
 fn interrupt(w: &mut World, bg: Bg) -> Run {
     bg.sigint();
     let sent = Instant::now();
@@ -733,9 +733,15 @@ fn ctrl_c_during_a_hanging_refresh_exits_130_and_keeps_the_session() {
         &["--context", "acme", "token"],
     );
     assert!(wait_for(Duration::from_secs(10), || w.idp().refreshes() >= 1));
-    std::thread::sleep(Duration::from_millis(200));
+    // The request is out: the first Ctrl-C waits for the answer that may carry a rotated
+    // secret; a second one quits at once.
+    bg.sigint();
+    let mut bg = bg;
+    bg.wait_stderr("press Ctrl-C again to quit now");
+    assert!(bg.running());
     interrupt(&mut w, bg);
     assert_store_is(&w.sb.config_dir, &before, "Ctrl-C changed the store");
+    assert!(stray_temp_files(&w.sb.config_dir).is_empty());
     assert_eq!(w.context("acme")["needs_login"], false);
 
     // The session is intact: the next `token` refreshes with the same refresh token.
@@ -821,8 +827,9 @@ fn a_hanging_or_dead_idp_fails_one_context_clearly_and_serves_the_other() {
     w.make_stale("org_acme");
     let stale = store_files(&w.sb.config_dir);
 
-    // A slow IdP: bounded by MYCLI_HTTP_TIMEOUT.
-    w.idp().scenario(json!({"fail_next": ["hang"]}));
+    // A slow IdP: bounded by MYCLI_HTTP_TIMEOUT (twice: a request whose answer was lost is
+    // sent once more).
+    w.idp().scenario(json!({"fail_next": ["hang", "hang"]}));
     let bg = w.spawn(
         &[("MYCLI_HTTP_TIMEOUT", "2")],
         &["--context", "acme", "token"],
@@ -831,7 +838,7 @@ fn a_hanging_or_dead_idp_fails_one_context_clearly_and_serves_the_other() {
     run.code(1);
     assert_clear_error(&run);
     assert_eq!(run.stdout, "");
-    assert!(took < Duration::from_secs(6), "a hanging IdP took {took:?}");
+    assert!(took < Duration::from_secs(8), "a hanging IdP took {took:?}");
     assert!(run.stderr.contains("2 s"), "{}", run.stderr);
     assert_store_is(&w.sb.config_dir, &stale, "a timeout changed the store");
     assert_eq!(w.token("globex", "org_globex"), globex_token);
@@ -901,5 +908,231 @@ fn a_hung_config_lock_holder_ends_login_in_bounded_time_with_the_lock_named() {
         "a login that could not take the lock changed the store",
     );
     w.token("globex", "org_globex");
+    w.assert_no_secrets();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. A rotated refresh token is never thrown away
+// ---------------------------------------------------------------------------------------------
+
+impl World {
+    /// Waits until the IdP has rotated a refresh token and holds its answer
+    /// (`hold_after_rotate`).
+    fn wait_for_held_answer(&self) {
+        assert!(
+            wait_for(LONG, || self.stat("held_answers") >= 1),
+            "the IdP never held a rotated answer: {:#}",
+            self.stats()
+        );
+    }
+
+    fn release_held_answers(&self) {
+        self.idp().admin("/__admin/release", json!({}));
+    }
+}
+
+#[test]
+fn a_busy_credentials_lock_fails_the_refresh_before_the_secret_is_spent() {
+    let mut w = World::new();
+    w.login("org_acme", "acme");
+    let rt = w.refresh_token("org_acme").unwrap();
+    w.make_stale("org_acme");
+    let lock = w.sb.path("locks/credentials.lock");
+    let holder = hold_lock(&lock);
+    let run = w.run_env(
+        &[("MYCLI_LOCK_TIMEOUT", "1"), ("MYCLI_HTTP_TIMEOUT", "1")],
+        &["--context", "acme", "token"],
+    );
+    run.code(1);
+    assert_clear_error(&run);
+    assert!(run.stderr.contains("credentials.lock"), "{run:#?}");
+    assert_eq!(run.stdout, "");
+    assert_eq!(
+        w.stat("refresh_success"),
+        0,
+        "a refresh was sent while its result could not be saved"
+    );
+    assert_eq!(w.refresh_token("org_acme").as_deref(), Some(rt.as_str()));
+    assert!(stray_temp_files(&w.sb.config_dir).is_empty());
+    drop(holder);
+
+    // The session is intact once the lock is free.
+    w.token("acme", "org_acme");
+    assert_ne!(w.refresh_token("org_acme").unwrap(), rt, "rotation saved");
+    assert_eq!(w.stat("refresh_reuse_detected"), 0);
+    w.assert_no_secrets();
+}
+
+/// `sh -c SCRIPT` in a private mount namespace (where it may mount a small tmpfs), with the
+/// sandbox's environment; `None` when this machine cannot make one.
+fn in_mount_namespace(w: &World, script: &str) -> Option<Run> {
+    let probe = Command::new("unshare").args(["-Urm", "true"]).output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: `unshare -Urm` is not available here");
+        return None;
+    }
+    let cmd = w.sb.cmd();
+    let program = cmd.get_program().to_owned();
+    let envs: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)> = cmd
+        .get_envs()
+        .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
+        .collect();
+    let mut ns = Command::new("unshare");
+    ns.env_clear()
+        .args(["-Urm", "sh", "-c", script])
+        .env("MYCLI", &program);
+    for (k, v) in envs {
+        if let Some(v) = v {
+            ns.env(k, v);
+        }
+    }
+    let out = ns.output().unwrap();
+    Some(Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+#[test]
+fn a_full_disk_fails_the_refresh_before_the_secret_is_spent() {
+    let mut w = World::new();
+    w.login("org_acme", "acme");
+    let rt = w.refresh_token("org_acme").unwrap();
+    w.make_stale("org_acme");
+    // The store moves to a 256 KiB tmpfs that is then filled up; `mycli token` runs there, and
+    // the store comes back as the refresh left it.
+    let mnt = w.sb.tmp.path().join("small");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let script = format!(
+        "set -u\n\
+         mount -t tmpfs -o size=256k tmpfs '{mnt}' || exit 97\n\
+         cp -a \"$MYCLI_CONFIG_DIR\" '{mnt}/store'\n\
+         dd if=/dev/zero of='{mnt}/filler' bs=4k 2>/dev/null\n\
+         MYCLI_CONFIG_DIR='{mnt}/store' \"$MYCLI\" --context acme token\n\
+         rc=$?\n\
+         rm -rf \"$MYCLI_CONFIG_DIR\" && cp -a '{mnt}/store' \"$MYCLI_CONFIG_DIR\" || exit 98\n\
+         exit $rc\n",
+        mnt = mnt.display()
+    );
+    let Some(run) = in_mount_namespace(&w, &script) else {
+        return;
+    };
+    w.record("token (disk full)", &run, true);
+    run.code(1);
+    assert_clear_error(&run);
+    assert!(run.stderr.contains("No space left"), "{run:#?}");
+    assert_eq!(run.stdout, "");
+    assert_eq!(
+        w.stat("refresh_success"),
+        0,
+        "a refresh was sent while its result could not be saved"
+    );
+    assert_eq!(w.refresh_token("org_acme").as_deref(), Some(rt.as_str()));
+    assert!(stray_temp_files(&w.sb.config_dir).is_empty());
+
+    // With room again, the session is intact.
+    w.token("acme", "org_acme");
+    assert_eq!(w.stat("refresh_reuse_detected"), 0);
+    w.assert_no_secrets();
+}
+
+#[test]
+fn a_save_that_fails_after_the_rotation_prints_the_token_and_says_what_was_lost() {
+    let mut w = World::new();
+    w.login("org_acme", "acme");
+    w.make_stale("org_acme");
+    w.idp().scenario(json!({"hold_after_rotate": 1}));
+    let bg = w.spawn(&[], &["--context", "acme", "token"]);
+    w.wait_for_held_answer();
+    // While the answer is on its way, credentials.toml becomes unwritable (a directory).
+    let creds = w.sb.path("credentials.toml");
+    let aside = w.sb.path("credentials.aside");
+    std::fs::rename(&creds, &aside).unwrap();
+    std::fs::create_dir(&creds).unwrap();
+    w.release_held_answers();
+    let (run, _) = w.finish(bg, LONG);
+    std::fs::remove_dir(&creds).unwrap();
+    std::fs::rename(&aside, &creds).unwrap();
+
+    run.ok();
+    assert_valid_for(&printed_token(&run), "org_acme", &w.base);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "one warning and a hint: {run:#?}");
+    assert!(
+        lines[0].starts_with("warning: the renewed refresh token of \"acme\" could not be saved"),
+        "{run:#?}"
+    );
+    assert!(
+        lines[0].contains("credentials.toml"),
+        "names the file: {run:#?}"
+    );
+    assert!(lines[1].starts_with("hint: ") && lines[1].contains("mycli login --org org_acme"));
+    assert!(stray_temp_files(&w.sb.config_dir).is_empty());
+    // The printed token is cached: it keeps working until it expires.
+    assert_eq!(
+        printed_token(&w.run(&["--context", "acme", "token"])),
+        printed_token(&run)
+    );
+    w.assert_no_secrets();
+}
+
+#[test]
+fn ctrl_c_or_sigterm_after_the_rotation_saves_the_new_secret_then_exits_130() {
+    let mut w = World::new();
+    w.login("org_acme", "acme");
+    for signal in ["-INT", "-TERM"] {
+        let rt = w.refresh_token("org_acme").unwrap();
+        w.make_stale("org_acme");
+        w.idp().scenario(json!({"hold_after_rotate": 1}));
+        let mut bg = w.spawn(&[], &["--context", "acme", "token"]);
+        w.wait_for_held_answer();
+        let status = Command::new("kill")
+            .args([signal, &bg.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        bg.wait_stderr("finishing the refresh");
+        assert!(bg.running(), "{signal}: exited before the answer came");
+        w.release_held_answers();
+        let (run, _) = w.finish(bg, LONG);
+        assert_eq!(run.code, Some(130), "{signal}: {run:#?}");
+        assert_eq!(run.stdout, "");
+        assert_ne!(
+            w.refresh_token("org_acme").unwrap(),
+            rt,
+            "{signal}: the rotated secret was saved"
+        );
+        assert!(stray_temp_files(&w.sb.config_dir).is_empty());
+        // The next call uses what was saved: no reuse of the retired secret (strict IdP).
+        w.make_stale("org_acme");
+        w.token("acme", "org_acme");
+        assert_eq!(w.stat("refresh_reuse_detected"), 0, "{signal}");
+    }
+    assert_eq!(w.stats()["revoked_sessions"], json!([]));
+    w.assert_no_secrets();
+}
+
+#[test]
+fn an_answer_lost_to_the_http_timeout_is_recovered_inside_the_grace_window() {
+    let mut w = World::new();
+    w.login("org_acme", "acme");
+    let rt = w.refresh_token("org_acme").unwrap();
+    w.make_stale("org_acme");
+    // The IdP rotates, then its answer never arrives within MYCLI_HTTP_TIMEOUT.
+    w.idp()
+        .scenario(json!({"refresh_grace_ms": 30000, "hold_after_rotate": 1}));
+    let run = w.run_env(
+        &[("MYCLI_HTTP_TIMEOUT", "1")],
+        &["--context", "acme", "token"],
+    );
+    w.release_held_answers();
+    run.ok();
+    assert_valid_for(&printed_token(&run), "org_acme", &w.base);
+    assert_eq!(w.stat("refresh_grace_replays"), 1, "{:#}", w.stats());
+    assert_ne!(w.refresh_token("org_acme").unwrap(), rt, "rotation saved");
+    w.make_stale("org_acme");
+    w.token("acme", "org_acme");
+    assert_eq!(w.stat("refresh_reuse_detected"), 0);
     w.assert_no_secrets();
 }

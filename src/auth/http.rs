@@ -163,16 +163,58 @@ impl Http {
         Ok(Err(idp_error(status, value)))
     }
 
+    /// POSTs a form whose effect the server may apply even when its answer is lost: a refresh,
+    /// which rotates the refresh token. When the request was sent but no whole answer came back
+    /// (a timeout, a dropped connection, a cut-off body), it is sent once more with the same
+    /// fields: WorkOS answers a replay inside its grace window (~30 s) with the same rotated
+    /// pair. Not after Ctrl-C: the user asked to stop.
+    pub async fn post_form_lost_answer_retried<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        fields: &[(&str, &str)],
+    ) -> Result<Reply<T>> {
+        self.log_post(url, fields);
+        match self.attempt(url, self.client.post(url).form(fields)).await {
+            Err(Failure::Lost(err)) if !crate::interrupt::pending() => {
+                self.ui.debug(&format!(
+                    "the answer was lost ({}); sending the same request once more",
+                    err.message
+                ));
+                self.log_post(url, fields);
+                self.send(url, self.client.post(url).form(fields)).await
+            }
+            other => other.map_err(Failure::into_error),
+        }
+    }
+
     async fn send<T: DeserializeOwned>(
         &self,
         url: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<Reply<T>> {
+        self.attempt(url, request)
+            .await
+            .map_err(Failure::into_error)
+    }
+
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Reply<T>, Failure> {
+        let lost = |e: &reqwest::Error| {
+            let err = self.transport(url, e);
+            if e.is_connect() {
+                Failure::Other(err)
+            } else {
+                Failure::Lost(err)
+            }
+        };
         let response = request
             .header("accept", "application/json")
             .send()
             .await
-            .map_err(|e| self.transport(url, &e))?;
+            .map_err(|e| lost(&e))?;
         let status = response.status().as_u16();
         let html = response
             .headers()
@@ -183,15 +225,26 @@ impl Http {
         let body = match read_capped(response).await {
             Ok(Some(body)) => body,
             Ok(None) => {
-                return Err(Error::failure(format!(
+                return Err(Failure::Other(Error::failure(format!(
                     "{host} sent an answer larger than {} KiB; refusing it",
                     MAX_BODY / 1024
-                )));
+                ))));
             }
-            Err(e) => return Err(self.transport(url, &e)),
+            Err(e) => return Err(lost(&e)),
         };
         let looks_html = html || body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<');
+        self.decode(&host, status, looks_html, &body)
+            .map_err(Failure::Other)
+    }
 
+    /// A whole answer: the JSON of a 2xx, or the IdP's refusal, or a clear error.
+    fn decode<T: DeserializeOwned>(
+        &self,
+        host: &str,
+        status: u16,
+        looks_html: bool,
+        body: &[u8],
+    ) -> Result<Reply<T>> {
         if (200..300).contains(&status) {
             self.ui.debug(&format!("< {status}"));
             if looks_html {
@@ -200,7 +253,7 @@ impl Http {
                 ))
                 .with_hint(issuer_hint()));
             }
-            return serde_json::from_slice::<T>(&body)
+            return serde_json::from_slice::<T>(body)
                 .map(Reply::Ok)
                 .map_err(|e| {
                     let what = if e.is_eof() {
@@ -213,7 +266,7 @@ impl Http {
                 });
         }
 
-        let value: Option<Value> = serde_json::from_slice(&body).ok();
+        let value: Option<Value> = serde_json::from_slice(body).ok();
         match value {
             Some(value) if value.is_object() && status < 500 => {
                 let err = idp_error(status, value);
@@ -273,6 +326,21 @@ impl Http {
         } else {
             Error::failure(format!("the connection to {host} failed"))
                 .with_hint("check your network connection and try again")
+        }
+    }
+}
+
+/// Why a request produced no answer to use.
+enum Failure {
+    /// The request may have reached the server, but no whole answer came back.
+    Lost(Error),
+    Other(Error),
+}
+
+impl Failure {
+    fn into_error(self) -> Error {
+        match self {
+            Failure::Lost(e) | Failure::Other(e) => e,
         }
     }
 }

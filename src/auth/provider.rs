@@ -414,7 +414,13 @@ impl Provider {
         if let (ProviderKind::Workos, Some(org)) = (self.config.kind, org) {
             fields.push(("organization_id", org));
         }
-        self.token_request(http, &fields, None).await
+        match http
+            .post_form_lost_answer_retried::<TokenResponse>(&self.token, &fields)
+            .await?
+        {
+            Reply::Ok(resp) => Ok(Reply::Ok(self.session(resp, None)?)),
+            Reply::Refused(err) => Ok(Reply::Refused(err)),
+        }
     }
 
     async fn token_request(

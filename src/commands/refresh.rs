@@ -15,7 +15,13 @@ pub fn run(app: &App, args: RefreshArgs) -> Result<()> {
     let mut worst: Option<Error> = None;
     for key in &keys {
         let name = &config.contexts[key].name;
-        match session::fresh_token(app, key, true) {
+        // A refresh whose rotated secret was lost fails `refresh`, whose point is the session.
+        let refreshed =
+            session::fresh_token_checked(app, key, true).and_then(|(token, lost)| match lost {
+                Some(err) => Err(err),
+                None => Ok(token),
+            });
+        match refreshed {
             Ok(token) => app.ui.say(&format!(
                 "Refreshed {name:?}; the access token expires {}.",
                 time::relative(token.expires_at, time::now())

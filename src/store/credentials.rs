@@ -188,33 +188,70 @@ impl<'a> Credentials<'a> {
         }
     }
 
+    /// Takes `credentials.lock`. A holder may be in the middle of a refresh, so the wait covers
+    /// one HTTP timeout on top of the lock timeout.
+    fn file_lock(&self) -> Result<LockGuard> {
+        self.paths.ensure(Some(&self.paths.locks()))?;
+        let wait = super::lock_wait()
+            .saturating_add(env::seconds(env::HTTP_TIMEOUT, 30.0))
+            .saturating_add(Duration::from_secs(5));
+        LockGuard::acquire(&self.paths.locks().join("credentials.lock"), wait)
+    }
+
     fn file_update(
         &self,
         change: impl FnOnce(&mut BTreeMap<String, FileEntry>) -> bool,
     ) -> Result<()> {
-        self.paths.ensure(Some(&self.paths.locks()))?;
-        let _lock = LockGuard::acquire(
-            &self.paths.locks().join("credentials.lock"),
-            super::lock_wait(),
-        )?;
+        let _lock = self.file_lock()?;
         let mut entries = self.file_read()?;
         if !change(&mut entries) {
             return Ok(());
         }
-        let text = toml::to_string(&entries)
-            .map_err(|e| Error::failure(format!("could not write the credentials: {e}")))?;
-        atomic::write(&self.paths.credentials(), text.as_bytes())
+        atomic::write(&self.paths.credentials(), file_text(&entries)?.as_bytes())
     }
 
     fn file_save(&self, key: &str, secret: &Secret) -> Result<()> {
         self.file_update(|entries| {
-            entries.insert(
-                key.to_string(),
-                FileEntry {
-                    refresh_token: secret.clone(),
-                },
-            );
+            insert(entries, key, secret);
             true
+        })
+    }
+
+    /// Secures everything a later save of `key`'s secret needs, before a refresh request spends
+    /// the current one: for the file, `credentials.lock` (held until the save) and a temporary
+    /// file in the store directory with room for the new secret; for the keychain, a keychain
+    /// that answers (`load` just read the entry within the keychain timeout).
+    pub fn prepare(&self, key: &str, storage: Storage, pref: Preference) -> Result<SaveSlot<'a>> {
+        let file = match (storage, pref) {
+            (Storage::File, _) | (_, Preference::File) => Some(self.file_slot()?),
+            (Storage::Keychain, _) => None,
+        };
+        Ok(SaveSlot {
+            creds: Credentials { paths: self.paths },
+            key: key.to_string(),
+            pref: if file.is_some() {
+                Preference::File
+            } else {
+                pref
+            },
+            file,
+        })
+    }
+
+    fn file_slot(&self) -> Result<FileSlot> {
+        let lock = self.file_lock()?;
+        let current = std::fs::metadata(self.paths.credentials()).map_or(0, |m| m.len());
+        let reserved = current.saturating_add(RESERVE);
+        let tmp = atomic::reserve(&self.paths.dir, reserved).map_err(|e| {
+            e.with_hint(
+                "free some disk space and try again; nothing was sent, the session is intact",
+            )
+        })?;
+        let _cleanup = crate::interrupt::remove_on_exit(tmp.path().to_path_buf());
+        Ok(FileSlot {
+            _lock: lock,
+            tmp,
+            _cleanup,
         })
     }
 
@@ -230,6 +267,122 @@ impl<'a> Credentials<'a> {
 #[serde(rename_all = "kebab-case")]
 struct FileEntry {
     refresh_token: Secret,
+}
+
+fn insert(entries: &mut BTreeMap<String, FileEntry>, key: &str, secret: &Secret) {
+    entries.insert(
+        key.to_string(),
+        FileEntry {
+            refresh_token: secret.clone(),
+        },
+    );
+}
+
+fn file_text(entries: &BTreeMap<String, FileEntry>) -> Result<String> {
+    toml::to_string(entries)
+        .map_err(|e| Error::failure(format!("could not write the credentials: {e}")))
+}
+
+/// Room kept free for a rotated refresh token on top of the current `credentials.toml` (refresh
+/// tokens are a few dozen bytes to a few KiB).
+const RESERVE: u64 = 16 * 1024;
+
+/// How often a save after a rotation is tried before the new secret is given up.
+const SAVE_ATTEMPTS: u32 = 3;
+
+/// `credentials.lock`, held, and a temporary file with room for the new `credentials.toml`.
+struct FileSlot {
+    _lock: LockGuard,
+    tmp: tempfile::NamedTempFile,
+    /// A signal that ends the process while the slot is held removes the temporary file.
+    _cleanup: crate::interrupt::RemoveOnExit,
+}
+
+/// Proof that the secret of one context can be saved: made by `Credentials::prepare` before a
+/// refresh request is sent, used by `save` once the rotated secret arrived.
+pub struct SaveSlot<'a> {
+    creds: Credentials<'a>,
+    key: String,
+    pref: Preference,
+    file: Option<FileSlot>,
+}
+
+impl SaveSlot<'_> {
+    /// Saves the rotated secret, trying a few times: it has already replaced the old one at the
+    /// identity provider, so giving up loses the session.
+    pub fn save(self, secret: &Secret) -> Result<Saved> {
+        let SaveSlot {
+            creds,
+            key,
+            pref,
+            file,
+        } = self;
+        if let Some(slot) = file {
+            return creds.save_in_slot(&key, secret, slot).map(|()| Saved {
+                storage: Storage::File,
+                fallback_reason: None,
+            });
+        }
+        let mut last = None;
+        for attempt in 0..SAVE_ATTEMPTS {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            let value = secret.clone();
+            match keychain(&creds.account(&key), move |entry| {
+                entry.set_password(value.expose())
+            }) {
+                Ok(()) => {
+                    // The secret is safe; a stale copy in the file only costs a warning later.
+                    let _ = creds.file_delete(&key);
+                    return Ok(Saved {
+                        storage: Storage::Keychain,
+                        fallback_reason: None,
+                    });
+                }
+                Err(why) => last = Some(why),
+            }
+        }
+        let why = last.unwrap_or_default();
+        if pref == Preference::Auto {
+            creds.file_save(&key, secret)?;
+            return Ok(Saved {
+                storage: Storage::File,
+                fallback_reason: Some(why),
+            });
+        }
+        Err(Error::failure(format!(
+            "could not store the refresh token in the OS keychain: {why}"
+        )))
+    }
+}
+
+impl Credentials<'_> {
+    fn save_in_slot(&self, key: &str, secret: &Secret, slot: FileSlot) -> Result<()> {
+        let FileSlot {
+            _lock,
+            mut tmp,
+            _cleanup,
+        } = slot;
+        let mut entries = self.file_read()?;
+        insert(&mut entries, key, secret);
+        let text = file_text(&entries)?;
+        let path = self.paths.credentials();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match atomic::fill_and_replace(tmp, text.as_bytes(), &path) {
+                Ok(()) => break,
+                Err((back, _)) if attempt < SAVE_ATTEMPTS => {
+                    tmp = back;
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err((_, err)) => return Err(err),
+            }
+        }
+        atomic::remove_abandoned(&self.paths.dir);
+        Ok(())
+    }
 }
 
 /// How long one keychain call may take (`MYCLI_KEYCHAIN_TIMEOUT`, default 3 s, as gh).

@@ -175,6 +175,7 @@ const KNOBS = {
   fail_next: [[], (v) => Array.isArray(v) && v.every((f) => FAULTS.includes(f))],
   refresh_grace_ms: [0, (v) => isInt(v, 0, 3600000)],
   refresh_delay_ms: [0, (v) => isInt(v, 0, 600000)],
+  hold_after_rotate: [0, (v) => isInt(v, 0, 1000)], // hold the next N successful refresh answers
   revoke_unsupported_access: [false, (v) => typeof v === 'boolean'],
   access_token_iss: [null, (v) => v === null || typeof v === 'string'], // WorkOS JWT iss (null = base)
   oidc_token_iss: [null, (v) => v === null || typeof v === 'string'],   // OIDC JWT iss (null = issuer)
@@ -529,6 +530,7 @@ const ORG_SELECTION_GRANT = 'urn:workos:oauth:grant-type:organization-selection'
 const GRANT_STAT = { authorization_code: 'authorization_code', [DEVICE_GRANT]: 'device_code',
   refresh_token: 'refresh_token', [ORG_SELECTION_GRANT]: 'organization_selection' };
 const hungSockets = new Set();
+const heldAnswers = [];           // resolvers of refresh answers held after the rotation
 
 async function tokenEndpoint(req, res, dialect) {
   // WorkOS accepts JSON (spec) and form (docs, examples); a standard OIDC token endpoint is form only.
@@ -575,6 +577,11 @@ async function tokenEndpoint(req, res, dialect) {
       return req.socket.destroy();
   }
   const [status, body] = await run();
+  if (grant === 'refresh_token' && status === 200 && scenario.hold_after_rotate > 0) {
+    // The token is rotated; the answer waits for POST /__admin/release.
+    scenario.hold_after_rotate--;
+    await new Promise((resolve) => heldAnswers.push(resolve));
+  }
   sendJson(res, status, body);
 }
 
@@ -794,7 +801,7 @@ function discovery(res) {
 
 function statsJson() {
   const gaps = lastDevice ? lastDevice.polls.slice(1).map((t, i) => t - lastDevice.polls[i]) : [];
-  return { ...stats, last_poll_gaps_ms: gaps,
+  return { ...stats, last_poll_gaps_ms: gaps, held_answers: heldAnswers.length,
     last_device: lastDevice && { user_code: lastDevice.user_code, dialect: lastDevice.dialect, status: lastDevice.status,
       interval_s: lastDevice.interval_ms / 1000, issued_at_ms: lastDevice.issued_at,
       first_poll_delay_ms: lastDevice.polls.length ? lastDevice.polls[0] - lastDevice.issued_at : null,
@@ -824,6 +831,11 @@ async function admin(req, res, path) {
       }
       scenario = next;
       return sendJson(res, 200, scenario);
+    }
+    case '/__admin/release': {
+      const n = heldAnswers.length;
+      heldAnswers.splice(0).forEach((resolve) => resolve());
+      return sendJson(res, 200, { released: n });
     }
     case '/__admin/reset': scenario = freshScenario(); return sendJson(res, 200, scenario);
     case '/__admin/reset-stats': stats = freshStats();

@@ -1,0 +1,116 @@
+//! Ctrl-C and SIGTERM: exit 130 at once, except while a rotated refresh token is in flight.
+//!
+//! From the moment a refresh request is sent until the rotated secret is saved, the identity
+//! provider may already have retired the stored secret: exiting then loses the session. In that
+//! window (`defer`) the first signal is remembered and the process exits 130 right after the
+//! save; a second signal exits at once. Files registered with `remove_on_exit` (a temporary
+//! file reserved for a secret) are removed by either exit.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crate::ui::Ui;
+
+/// Exit code of an interrupted command (spec §3).
+pub const EXIT: i32 = 130;
+
+#[derive(Default)]
+struct State {
+    /// Inside a `Deferred` window: the Ui to say so with.
+    deferred: Option<Ui>,
+    /// Signals received inside the current window.
+    pending: u32,
+    /// Files to remove before exiting.
+    cleanup: Vec<PathBuf>,
+}
+
+static STATE: Mutex<State> = Mutex::new(State {
+    deferred: None,
+    pending: 0,
+    cleanup: Vec::new(),
+});
+
+fn state() -> MutexGuard<'static, State> {
+    STATE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Installs the handling of SIGINT and SIGTERM for the whole process. Every write is an atomic
+/// rename and every lock is released by the OS, so exiting at any other point leaves the store
+/// whole, and the loopback port closes with the process.
+pub fn install() {
+    #[cfg(unix)]
+    {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+            return;
+        };
+        let _ = std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                for _ in signals.forever() {
+                    on_signal();
+                }
+            });
+    }
+}
+
+fn on_signal() {
+    let mut st = state();
+    st.pending = st.pending.saturating_add(1);
+    match st.deferred {
+        Some(ui) if st.pending == 1 => ui.warn(
+            "finishing the refresh so the session is not lost; press Ctrl-C again to quit now \
+             (the session may then need a new login)",
+        ),
+        _ => exit(&mut st),
+    }
+}
+
+fn exit(st: &mut State) -> ! {
+    for path in st.cleanup.drain(..) {
+        let _ = std::fs::remove_file(path);
+    }
+    std::process::exit(EXIT)
+}
+
+/// Whether a signal arrived inside the current deferred window.
+pub fn pending() -> bool {
+    state().pending > 0
+}
+
+/// Defers SIGINT and SIGTERM until the returned guard is dropped; the drop exits 130 when one
+/// arrived meanwhile.
+pub fn defer(ui: Ui) -> Deferred {
+    let mut st = state();
+    st.deferred = Some(ui);
+    st.pending = 0;
+    Deferred(())
+}
+
+#[must_use = "signals stay deferred only while the guard lives"]
+pub struct Deferred(());
+
+impl Drop for Deferred {
+    fn drop(&mut self) {
+        let mut st = state();
+        st.deferred = None;
+        if st.pending > 0 {
+            exit(&mut st);
+        }
+    }
+}
+
+/// Removes `path` if the process exits on a signal while the guard lives.
+pub fn remove_on_exit(path: PathBuf) -> RemoveOnExit {
+    state().cleanup.push(path.clone());
+    RemoveOnExit(path)
+}
+
+#[derive(Debug)]
+pub struct RemoveOnExit(PathBuf);
+
+impl Drop for RemoveOnExit {
+    fn drop(&mut self) {
+        state().cleanup.retain(|p| p != &self.0);
+    }
+}
