@@ -1188,7 +1188,10 @@ fn on_a_terminal_the_user_picks_the_organization() {
     drop(stdin);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("1) org_acme  Acme Corp"), "{text}");
+    // The names are aligned, and the chosen one names the context.
+    assert!(text.contains("1) org_acme    Acme Corp"), "{text}");
+    assert!(text.contains("2) org_globex  Globex Corporation"), "{text}");
+    assert!(text.contains("\"globex-corporation\""), "{text}");
     assert!(text.contains("Sign in to which one?"), "{text}");
     assert_eq!(idp.stats()["grants"]["organization_selection"], 1);
     assert_eq!(sb.contexts_json()[0]["organization_id"], "org_globex");
