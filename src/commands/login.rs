@@ -301,11 +301,8 @@ fn pick_organization(app: &App, orgs: &[(String, String)]) -> Result<Option<Stri
         .max()
         .unwrap_or(0);
     for (i, (id, name)) in orgs.iter().enumerate() {
-        app.ui.say(
-            &format!("  {}) {id:<width$}  {name}", i + 1)
-                .trim_end()
-                .to_string(),
-        );
+        app.ui
+            .say(format!("  {}) {id:<width$}  {name}", i + 1).trim_end());
     }
     loop {
         app.ui
