@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::ArgValueCandidates;
 
 use crate::complete;
+pub use crate::output::OutputFormat;
 use crate::store::ProviderKind;
 
 #[derive(Debug, Parser)]
@@ -51,13 +52,6 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    Table,
-    Json,
-    Name,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 //!
 //! The binary is a thin shell around [`run`]; everything testable lives in this library.
 
+pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod commands;
@@ -16,20 +17,11 @@ pub mod store;
 pub mod time;
 pub mod ui;
 
-use cli::{Cli, Command, OutputFormat};
+use app::App;
+use cli::{Cli, Command};
 use error::{Kind, Result};
 use store::Paths;
 use ui::Ui;
-
-/// What every command gets: where the store is, how to talk, what the user selected.
-#[derive(Debug)]
-pub struct App {
-    pub paths: Paths,
-    pub ui: Ui,
-    /// `--context` / `MYCLI_CONTEXT`.
-    pub context: Option<String>,
-    pub output: Option<OutputFormat>,
-}
 
 /// Ctrl-C or SIGTERM ends the process with exit code 130 (spec §4): at once, except while a
 /// rotated refresh token is in flight (see `interrupt`).
@@ -52,12 +44,12 @@ pub fn run(cli: Cli) -> u8 {
 }
 
 fn dispatch(cli: Cli, ui: Ui) -> Result<()> {
-    let app = App {
-        paths: Paths::resolve(cli.config_dir.as_deref())?,
+    let app = App::new(
+        Paths::resolve(cli.config_dir.as_deref())?,
         ui,
-        context: cli.context.filter(|c| !c.is_empty()),
-        output: cli.output,
-    };
+        cli.context.filter(|c| !c.is_empty()),
+        cli.output,
+    );
     match cli.command {
         Command::Login(args) => commands::login::run(&app, args),
         Command::Switch(args) => commands::switch::run(&app, args),

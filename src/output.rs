@@ -10,6 +10,14 @@ use serde::Serialize;
 use crate::error::{Error, Kind, Result};
 use crate::store::{Config, Context};
 
+/// `--output`: how a command that prints data prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Name,
+}
+
 /// Writes `text` and a newline to stdout. A closed pipe ends the program quietly.
 pub fn line(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();

@@ -6,13 +6,13 @@
 
 use std::time::Duration;
 
-use crate::App;
-use crate::auth::{self, Http, Provider, ProviderConfig, Reply, Session};
+use crate::app::App;
+use crate::auth::{self, Provider, ProviderConfig, Reply, Session};
 use crate::env;
 use crate::error::{Error, Kind, Result};
 use crate::interrupt;
 use crate::store::cache::{self, CachedToken};
-use crate::store::credentials::{Credentials, Preference, SaveSlot};
+use crate::store::credentials::{Preference, SaveSlot};
 use crate::store::lock::LockGuard;
 use crate::store::{Config, ConfigLock, Context, Storage};
 use crate::time;
@@ -62,7 +62,7 @@ pub fn fresh_token_checked(
     let _lock = lock_context(app, key)?;
     if !force
         && let Some(token) = cache::read(&app.paths, key)
-        && token.fresh(time::now(), MARGIN_SECS)
+        && token.fresh(app.now(), MARGIN_SECS)
     {
         return Ok((token, None));
     }
@@ -78,7 +78,7 @@ pub fn fresh_token_checked(
     if ctx.needs_login {
         return Err(needs_login(key, &ctx, "needs a new login"));
     }
-    let creds = Credentials::new(&app.paths);
+    let creds = app.credentials();
     let Some(refresh_token) = creds.load(key, ctx.storage)? else {
         mark_needs_login(app, key)?;
         return Err(needs_login(key, &ctx, "has no stored refresh token"));
@@ -88,7 +88,7 @@ pub fn fresh_token_checked(
     let slot = creds.prepare(key, ctx.storage, save_preference(ctx.storage)?)?;
     let provider_config = ProviderConfig::of_context(&ctx, &config.provider);
     let org = Context::organization_id(key).map(str::to_string);
-    let http = Http::new(app.ui)?;
+    let http = app.http()?;
     // From the request until the rotated secret is saved, Ctrl-C and SIGTERM wait: exiting in
     // between would lose the session. The guard's drop exits 130 when one arrived.
     let (reply, _deferred) = auth::block_on(async {

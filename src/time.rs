@@ -1,11 +1,49 @@
 //! Wall-clock helpers: Unix seconds and RFC 3339 text.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The last second RFC 3339 can write: 9999-12-31T23:59:59Z.
 pub const MAX_UNIX: i64 = 253_402_300_799;
 
-pub fn now() -> i64 {
+/// The wall clock a command reads: the system's, or in tests one that stands still until it
+/// is moved.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    fixed: Option<Arc<AtomicI64>>,
+}
+
+impl Clock {
+    pub fn system() -> Clock {
+        Clock { fixed: None }
+    }
+
+    /// A clock that reads `unix` until [`Clock::set`] moves it (clones share the time).
+    pub fn fixed(unix: i64) -> Clock {
+        Clock {
+            fixed: Some(Arc::new(AtomicI64::new(unix))),
+        }
+    }
+
+    /// Moves a fixed clock; the system clock cannot be moved.
+    pub fn set(&self, unix: i64) {
+        if let Some(t) = &self.fixed {
+            t.store(unix, Ordering::Relaxed);
+        }
+    }
+
+    /// Unix seconds.
+    pub fn now(&self) -> i64 {
+        match &self.fixed {
+            Some(t) => t.load(Ordering::Relaxed),
+            None => system_now(),
+        }
+    }
+}
+
+/// Unix seconds of the system clock; everything else reads a [`Clock`] (`App::clock`).
+fn system_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(MAX_UNIX))

@@ -1,8 +1,43 @@
 //! Whether a browser can be opened here, and opening one.
 
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use crate::env;
+
+type OpenFn = dyn Fn(&str) -> Result<(), String> + Send + Sync;
+
+/// What opens a URL for the user: the system's browser, or in tests a stand-in.
+#[derive(Clone)]
+pub struct Browser {
+    open: Arc<OpenFn>,
+}
+
+impl Browser {
+    /// `BROWSER` or the platform's opener ([`open`]).
+    pub fn system() -> Browser {
+        Browser {
+            open: Arc::new(open),
+        }
+    }
+
+    /// Opens URLs with `open` instead of a browser.
+    pub fn with(open: impl Fn(&str) -> Result<(), String> + Send + Sync + 'static) -> Browser {
+        Browser {
+            open: Arc::new(open),
+        }
+    }
+
+    pub fn open(&self, url: &str) -> Result<(), String> {
+        (self.open)(url)
+    }
+}
+
+impl std::fmt::Debug for Browser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Browser")
+    }
+}
 
 /// `Ok(())` when a browser can be opened; otherwise the reason, for the device-flow notice.
 pub fn availability() -> Result<(), &'static str> {

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::env;
 use crate::error::{Error, Result};
+use crate::time::Clock;
 use crate::ui::Ui;
 
 /// Parameter names whose values are never shown.
@@ -30,6 +31,8 @@ pub struct Http {
     client: reqwest::Client,
     timeout: Duration,
     ui: Ui,
+    /// What an answer's `expires_in` counts from.
+    pub clock: Clock,
 }
 
 /// An error answer of the IdP, in either of WorkOS's shapes or RFC 6749's.
@@ -67,7 +70,8 @@ pub enum Reply<T> {
 }
 
 impl Http {
-    pub fn new(ui: Ui) -> Result<Http> {
+    /// The one HTTP client of a command (`App::http`).
+    pub fn new(ui: Ui, clock: Clock) -> Result<Http> {
         let timeout = env::seconds(env::HTTP_TIMEOUT, 30.0);
         let client = reqwest::Client::builder()
             .timeout(timeout)
@@ -84,6 +88,7 @@ impl Http {
             client,
             timeout,
             ui,
+            clock,
         })
     }
 

@@ -418,7 +418,7 @@ impl Provider {
             .post_form_lost_answer_retried::<TokenResponse>(&self.token, &fields)
             .await?
         {
-            Reply::Ok(resp) => Ok(Reply::Ok(self.session(resp, None)?)),
+            Reply::Ok(resp) => Ok(Reply::Ok(self.session(resp, None, http.clock.now())?)),
             Reply::Refused(err) => Ok(Reply::Refused(err)),
         }
     }
@@ -430,20 +430,20 @@ impl Provider {
         nonce: Option<&Secret>,
     ) -> Result<Reply<Session>> {
         match http.post_form::<TokenResponse>(&self.token, fields).await? {
-            Reply::Ok(resp) => Ok(Reply::Ok(self.session(resp, nonce)?)),
+            Reply::Ok(resp) => Ok(Reply::Ok(self.session(resp, nonce, http.clock.now())?)),
             Reply::Refused(err) => Ok(Reply::Refused(err)),
         }
     }
 
     /// Normalizes a token response: identity, organization, expiry.
-    fn session(&self, resp: TokenResponse, nonce: Option<&Secret>) -> Result<Session> {
+    fn session(&self, resp: TokenResponse, nonce: Option<&Secret>, now: i64) -> Result<Session> {
         let access = claims(resp.access_token.expose());
         let id = match &resp.id_token {
             Some(t) => {
                 let c = claims(t.expose()).ok_or_else(|| {
                     Error::failure("the provider sent an ID token that is not a JWT")
                 })?;
-                self.check_id_token(&c, nonce)?;
+                self.check_id_token(&c, nonce, now)?;
                 Some(c)
             }
             None => None,
@@ -467,7 +467,7 @@ impl Provider {
             .as_ref()
             .and_then(|c| c.get("exp"))
             .and_then(Value::as_f64);
-        let expires_at = expiry(time::now(), resp.expires_in, exp).map_err(|at| {
+        let expires_at = expiry(now, resp.expires_in, exp).map_err(|at| {
             Error::failure(format!(
                 "the identity provider issued an access token that expired at {}; refusing it",
                 time::rfc3339(at)
@@ -507,7 +507,12 @@ impl Provider {
         })
     }
 
-    fn check_id_token(&self, c: &Map<String, Value>, nonce: Option<&Secret>) -> Result<()> {
+    fn check_id_token(
+        &self,
+        c: &Map<String, Value>,
+        nonce: Option<&Secret>,
+        now: i64,
+    ) -> Result<()> {
         let iss = c.get("iss").and_then(Value::as_str).unwrap_or_default();
         if iss.trim_end_matches('/') != self.config.issuer {
             return Err(Error::failure(format!(
@@ -537,7 +542,7 @@ impl Provider {
         }
         let skew = 300;
         if let Some(exp) = c.get("exp").and_then(Value::as_f64)
-            && (exp as i64).saturating_add(skew) < time::now()
+            && (exp as i64).saturating_add(skew) < now
         {
             return Err(
                 Error::failure("the ID token has already expired; refusing it")
@@ -789,8 +794,8 @@ mod tests {
                 let Ok(resp) = serde_json::from_value::<TokenResponse>(answer) else {
                     return Ok(());
                 };
-                let now = time::now();
-                if let Ok(session) = provider().session(resp, None) {
+                let now = 1_800_000_000;
+                if let Ok(session) = provider().session(resp, None, now) {
                     prop_assert!(is_b64token(session.access_token.expose()));
                     prop_assert!(session.refresh_token.iter().all(|r| is_b64token(r.expose())));
                     prop_assert!(session.expires_at >= now - EXPIRY_SKEW - 1);

@@ -1,4 +1,4 @@
-use crate::App;
+use crate::app::App;
 use crate::cli::OutputFormat;
 use crate::error::Result;
 use crate::output::{self, ContextJson};

@@ -1,4 +1,4 @@
-use crate::App;
+use crate::app::App;
 use crate::error::Result;
 use crate::output;
 use crate::store::{Config, config};

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use crate::App;
+use crate::app::App;
 use crate::auth::device;
 use crate::auth::loopback::Loopback;
 use crate::auth::pkce::{self, Pkce};
@@ -11,7 +11,7 @@ use crate::env;
 use crate::error::{Error, Result};
 use crate::session;
 use crate::store::cache::{self, CachedToken};
-use crate::store::credentials::{Credentials, Preference};
+use crate::store::credentials::Preference;
 use crate::store::{self, Config, ConfigLock, Context, Method, NO_ORG_KEY, ProviderKind};
 use crate::time;
 
@@ -112,9 +112,9 @@ pub fn run(app: &App, mut args: LoginArgs) -> Result<()> {
     };
 
     if pref == Preference::Keychain {
-        Credentials::new(&app.paths).probe_keychain()?;
+        app.credentials().probe_keychain()?;
     }
-    let http = Http::new(app.ui)?;
+    let http = app.http()?;
     let org = args.org.as_deref();
     let (session, method) = auth::block_on(async {
         let provider = Provider::discover(&http, provider_config.clone()).await?;
@@ -183,7 +183,7 @@ async fn sign_in_pkce(
         app.ui
             .say("Opening your browser to sign in. If it does not open, visit:");
         app.ui.say(&format!("  {url}"));
-        if let Err(why) = browser::open(&url) {
+        if let Err(why) = app.browser.open(&url) {
             app.ui.warn(&format!(
                 "could not open a browser ({why}); open the URL above yourself"
             ));
@@ -222,7 +222,7 @@ async fn sign_in_device(
             .verification_uri_complete
             .as_deref()
             .unwrap_or(&auth.verification_uri);
-        if let Err(why) = browser::open(target) {
+        if let Err(why) = app.browser.open(target) {
             app.ui.warn(&format!("could not open a browser ({why})"));
         }
     }
@@ -412,7 +412,7 @@ fn save(
         (None, Some(ctx)) => ctx.name.clone(),
         (None, None) => config.unique_name(&default_name(&key, &session), &key),
     };
-    let creds = Credentials::new(&app.paths);
+    let creds = app.credentials();
     let saved = creds.save(&key, &refresh_token, pref)?;
     if let Some(why) = &saved.fallback_reason {
         app.ui.warn(&format!(
@@ -453,7 +453,7 @@ fn save(
         storage: saved.storage,
         needs_login: false,
         access_token_expires_at: Some(time::rfc3339(session.expires_at)),
-        signed_in_at: Some(time::rfc3339(time::now())),
+        signed_in_at: Some(time::rfc3339(app.now())),
     };
     config.contexts.insert(key.clone(), ctx);
     config.set_current(&key);

@@ -1,10 +1,9 @@
-use crate::App;
-use crate::auth::{self, Http, Provider, ProviderConfig, claim_text, claims};
+use crate::app::App;
+use crate::auth::{self, Provider, ProviderConfig, claim_text, claims};
 use crate::cli::LogoutArgs;
 use crate::error::{Error, Result};
 use crate::session;
 use crate::store::cache;
-use crate::store::credentials::Credentials;
 use crate::store::{Config, ConfigLock, Context, ProviderKind};
 
 pub fn run(app: &App, args: LogoutArgs) -> Result<()> {
@@ -37,7 +36,7 @@ fn logout_one(app: &App, config: &Config, key: &str) -> Result<()> {
         return Err(config.unknown(key));
     };
     let _lock = session::lock_context(app, key)?;
-    let creds = Credentials::new(&app.paths);
+    let creds = app.credentials();
     let refresh_token = creds.load(key, ctx.storage).unwrap_or(None);
     let cached = cache::read(&app.paths, key);
 
@@ -90,7 +89,7 @@ fn end_at_idp(
     cached: Option<&cache::CachedToken>,
 ) -> Result<std::result::Result<(), String>> {
     let provider_config = ProviderConfig::of_context(ctx, &config.provider);
-    let http = Http::new(app.ui)?;
+    let http = app.http()?;
     let outcome = auth::block_on(async {
         let provider = Provider::discover(&http, provider_config).await?;
         Ok(match ctx.provider {

@@ -1,4 +1,4 @@
-use crate::App;
+use crate::app::App;
 use crate::cli::RefreshArgs;
 use crate::error::{Error, Kind, Result};
 use crate::session;
@@ -24,7 +24,7 @@ pub fn run(app: &App, args: RefreshArgs) -> Result<()> {
         match refreshed {
             Ok(token) => app.ui.say(&format!(
                 "Refreshed {name:?}; the access token expires {}.",
-                time::relative(token.expires_at, time::now())
+                time::relative(token.expires_at, app.now())
             )),
             Err(err) if keys.len() == 1 => return Err(err),
             Err(err) => {

@@ -1,4 +1,4 @@
-use crate::App;
+use crate::app::App;
 use crate::cli::RenameArgs;
 use crate::error::{Error, Result};
 use crate::store::{self, ConfigLock};

@@ -1,10 +1,9 @@
-use crate::App;
+use crate::app::App;
 use crate::cli::{OutputFormat, StatusArgs};
 use crate::error::Result;
 use crate::output::{self, ContextJson};
 use crate::session;
 use crate::store::cache;
-use crate::store::credentials::Credentials;
 use crate::store::{Config, Context, Method, Storage};
 use crate::time;
 
@@ -13,13 +12,13 @@ pub fn run(app: &App, args: StatusArgs) -> Result<()> {
     let query = args.name.as_deref().or(app.context.as_deref());
     let key = config.selected(query)?;
     let mut ctx = config.contexts[&key].clone();
-    let now = time::now();
+    let now = app.now();
 
     // A context whose token is stale and whose secret is gone needs a login too.
     let fresh = cache::read(&app.paths, &key).is_some_and(|t| t.fresh(now, 0));
     let mut secret_note = None;
     if !ctx.needs_login && !fresh {
-        match Credentials::new(&app.paths).load(&key, ctx.storage) {
+        match app.credentials().load(&key, ctx.storage) {
             Ok(Some(_)) => {}
             Ok(None) => ctx.needs_login = true,
             Err(e) => secret_note = Some(e.message),

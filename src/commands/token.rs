@@ -1,9 +1,8 @@
-use crate::App;
+use crate::app::App;
 use crate::error::Result;
 use crate::output;
 use crate::session::{self, MARGIN_SECS};
 use crate::store::{Config, cache};
-use crate::time;
 
 /// Prints a valid access token and nothing else.
 ///
@@ -18,7 +17,7 @@ pub fn run(app: &App) -> Result<()> {
         },
     };
     if let Some(token) = cache::read(&app.paths, &key)
-        && token.fresh(time::now(), MARGIN_SECS)
+        && token.fresh(app.now(), MARGIN_SECS)
     {
         return output::line(token.access_token.expose());
     }

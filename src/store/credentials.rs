@@ -65,13 +65,41 @@ pub struct Saved {
     pub fallback_reason: Option<String>,
 }
 
+/// Which keychain the secrets go to: the platform's, or a given store (in tests
+/// `keyring_core::mock::Store`, which can fail on demand).
+#[derive(Clone, Default)]
+pub enum Keychain {
+    #[default]
+    Platform,
+    Store(Arc<keyring_core::CredentialStore>),
+}
+
+impl Keychain {
+    fn open(&self) -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
+        match self {
+            Keychain::Platform => platform_store(),
+            Keychain::Store(store) => Ok(store.clone()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Keychain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Keychain::Platform => f.write_str("Keychain::Platform"),
+            Keychain::Store(_) => f.write_str("Keychain::Store"),
+        }
+    }
+}
+
 pub struct Credentials<'a> {
     paths: &'a Paths,
+    keychain: &'a Keychain,
 }
 
 impl<'a> Credentials<'a> {
-    pub fn new(paths: &'a Paths) -> Self {
-        Credentials { paths }
+    pub fn new(paths: &'a Paths, keychain: &'a Keychain) -> Self {
+        Credentials { paths, keychain }
     }
 
     /// Saves the refresh token of `key`. `Auto` tries the keychain first.
@@ -84,7 +112,7 @@ impl<'a> Credentials<'a> {
             });
         }
         let value = secret.clone();
-        match keychain(&self.account(key), move |entry| {
+        match keychain(self.keychain, &self.account(key), move |entry| {
             entry.set_password(value.expose())
         }) {
             Ok(()) => {
@@ -117,10 +145,12 @@ impl<'a> Credentials<'a> {
         match storage {
             Storage::File => Ok(self.file_read()?.remove(key).map(|e| e.refresh_token)),
             Storage::Keychain => {
-                match keychain(&self.account(key), |entry| match entry.get_password() {
-                    Ok(p) => Ok(Some(Secret::new(p))),
-                    Err(keyring_core::Error::NoEntry) => Ok(None),
-                    Err(e) => Err(e),
+                match keychain(self.keychain, &self.account(key), |entry| {
+                    match entry.get_password() {
+                        Ok(p) => Ok(Some(Secret::new(p))),
+                        Err(keyring_core::Error::NoEntry) => Ok(None),
+                        Err(e) => Err(e),
+                    }
                 }) {
                     Ok(s) => Ok(s),
                     Err(why) => Err(Error::failure(format!(
@@ -136,7 +166,7 @@ impl<'a> Credentials<'a> {
     pub fn delete(&self, key: &str, storage: Storage) -> Result<()> {
         match storage {
             Storage::File => self.file_delete(key),
-            Storage::Keychain => keychain(&self.account(key), |entry| {
+            Storage::Keychain => keychain(self.keychain, &self.account(key), |entry| {
                 match entry.delete_credential() {
                     Ok(()) | Err(keyring_core::Error::NoEntry) => Ok(()),
                     Err(e) => Err(e),
@@ -160,7 +190,7 @@ impl<'a> Credentials<'a> {
     /// Fails early when the keychain cannot be used, so a login that must store its secret
     /// there is refused before the user signs in.
     pub fn probe_keychain(&self) -> Result<()> {
-        keychain("probe", |entry| match entry.get_password() {
+        keychain(self.keychain, "probe", |entry| match entry.get_password() {
             Ok(_) | Err(keyring_core::Error::NoEntry) => Ok(()),
             Err(e) => Err(e),
         })
@@ -227,7 +257,10 @@ impl<'a> Credentials<'a> {
             (Storage::Keychain, _) => None,
         };
         Ok(SaveSlot {
-            creds: Credentials { paths: self.paths },
+            creds: Credentials {
+                paths: self.paths,
+                keychain: self.keychain,
+            },
             key: key.to_string(),
             pref: if file.is_some() {
                 Preference::File
@@ -329,7 +362,7 @@ impl SaveSlot<'_> {
                 std::thread::sleep(Duration::from_millis(200));
             }
             let value = secret.clone();
-            match keychain(&creds.account(&key), move |entry| {
+            match keychain(creds.keychain, &creds.account(&key), move |entry| {
                 entry.set_password(value.expose())
             }) {
                 Ok(()) => {
@@ -392,17 +425,18 @@ fn keychain_timeout() -> Duration {
 
 /// Runs one keychain operation on its own thread, bounded by the keychain timeout.
 /// The error is a plain sentence for the user.
-fn keychain<T, F>(account: &str, op: F) -> std::result::Result<T, String>
+fn keychain<T, F>(keychain: &Keychain, account: &str, op: F) -> std::result::Result<T, String>
 where
     T: Send + 'static,
     F: FnOnce(&keyring_core::Entry) -> keyring_core::Result<T> + Send + 'static,
 {
     let (tx, rx) = mpsc::channel();
     let user = account.to_string();
+    let keychain = keychain.clone();
     let spawned = std::thread::Builder::new()
         .name("keychain".into())
         .spawn(move || {
-            let result = platform_store().and_then(|store| {
+            let result = keychain.open().and_then(|store| {
                 let entry = keyring_core::Entry::new_in_store(&store, SERVICE, &user)?;
                 op(&entry)
             });
