@@ -125,13 +125,13 @@ fn context_json(sb: &Sandbox, org: &str) -> Value {
 }
 
 fn cached_access_token(sb: &Sandbox, key: &str) -> String {
-    let text = std::fs::read(sb.path(&format!("tokens/{key}.json"))).unwrap();
+    let text = std::fs::read(sb.token_file(key)).unwrap();
     let v: Value = serde_json::from_slice(&text).unwrap();
     v["access_token"].as_str().unwrap().to_string()
 }
 
 fn make_stale(sb: &Sandbox, key: &str) {
-    let path = sb.path(&format!("tokens/{key}.json"));
+    let path = sb.token_file(key);
     let mut v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

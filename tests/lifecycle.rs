@@ -1015,7 +1015,7 @@ fn a_held_context_lock_ends_token_in_bounded_time_naming_the_lock() {
     w.make_stale("org_acme");
     let locks = w.sb.path("locks");
     std::fs::create_dir_all(&locks).unwrap();
-    let lock_path = locks.join("context-org_acme.lock");
+    let lock_path = w.sb.context_lock("org_acme");
     // flock(2) on its own open file description, exactly what a hung mycli would hold.
     // (std's File::lock is flock on Linux; the crate forbids unsafe code, so no libc call.)
     let holder = std::fs::OpenOptions::new()

@@ -567,7 +567,7 @@ fn logout_revokes_the_refresh_token_at_the_provider() {
     let (run, _) = e.browser_login(&[], &["login", "--org", "org_acme"]);
     run.ok();
     let rt = e.stored_refresh_token("org_acme").unwrap();
-    let cache = e.sb.path("tokens").join("org_acme.json");
+    let cache = e.sb.token_file("org_acme");
     assert!(
         cache.exists(),
         "no cached access token at {}",

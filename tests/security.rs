@@ -485,3 +485,159 @@ fn a_token_with_control_characters_is_never_stored_or_printed() {
     assert_no_terminal_control(&run);
     assert_eq!(idp.count("refresh_token"), 1);
 }
+
+/// A WorkOS-shaped IdP that signs in (device flow) to the organization the device request
+/// named, and refreshes any refresh token for the organization asked for; access tokens are
+/// opaque `at_<org>_<n>`, valid an hour. Counts the refreshes.
+fn refreshing_idp() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    let device_org = std::sync::Mutex::new(None::<String>);
+    let base = hostile_idp(move |req| {
+        let form: std::collections::HashMap<String, String> =
+            url::form_urlencoded::parse(&req.body).into_owned().collect();
+        if req.path.ends_with("/authorize/device") {
+            *device_org.lock().unwrap() = form.get("organization_id").cloned();
+            return Response::json(device_authorization());
+        }
+        let org = if form.get("grant_type").map(String::as_str) == Some("refresh_token") {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            form.get("organization_id").cloned()
+        } else {
+            device_org.lock().unwrap().clone()
+        };
+        let n = seen.load(std::sync::atomic::Ordering::SeqCst);
+        let org_text = org.clone().unwrap_or_default();
+        Response::json(json!({
+            "user": {"id": "user_x"},
+            "organization_id": org,
+            "access_token": format!("at_{}_{n}", org_text.replace(':', "")),
+            "refresh_token": format!("rt_{n}"),
+            "expires_in": 3600
+        }))
+    });
+    (base, count)
+}
+
+/// A store with these contexts (file credentials) at the WorkOS-shaped IdP `base`.
+fn store_at(base: &str, contexts: &[(&str, &str)]) -> Sandbox {
+    let sb = workos_sandbox(base);
+    let mut config = String::new();
+    let mut creds = String::new();
+    for (key, name) in contexts {
+        config.push_str(
+            &context_toml(key, name)
+                .replace("https://api.workos.com", base)
+                .replacen(&format!("[contexts.{key}]"), &format!("[contexts.\"{key}\"]"), 1),
+        );
+        creds.push_str(&format!("[\"{key}\"]\nrefresh-token = \"rt_{name}\"\n\n"));
+    }
+    sb.write_config(&config);
+    std::fs::write(sb.path("credentials.toml"), creds).unwrap();
+    sb
+}
+
+#[test]
+fn two_keys_never_share_a_token_cache_or_a_lock() {
+    let (base, refreshes) = refreshing_idp();
+    let a = "team:1";
+    let b = "x-7465616d3a31"; // what older versions named team:1's files
+    let long_a = format!("org_{}a", "o".repeat(120));
+    let long_b = format!("org_{}b", "o".repeat(120));
+    let sb = store_at(
+        &base,
+        &[(a, "team"), (b, "hexlike"), (&long_a, "long-a"), (&long_b, "long-b")],
+    );
+    for _ in 0..3 {
+        for name in ["team", "hexlike", "long-a", "long-b"] {
+            sb.run(&["--context", name, "token"]).ok();
+        }
+    }
+    assert_eq!(
+        refreshes.load(std::sync::atomic::Ordering::SeqCst),
+        4,
+        "one refresh per context, then the cache"
+    );
+    // Logging out of one leaves the other's cached token alone.
+    sb.run(&["logout", "team"]).ok();
+    let before = refreshes.load(std::sync::atomic::Ordering::SeqCst);
+    sb.run(&["--context", "hexlike", "token"]).ok();
+    assert_eq!(refreshes.load(std::sync::atomic::Ordering::SeqCst), before);
+}
+
+#[test]
+fn an_organization_id_always_means_that_organization() {
+    let (base, _) = refreshing_idp();
+    let sb = workos_sandbox(&base);
+    sb.run(&["login", "--org", "org_acme", "--device"]).ok();
+    // A name may equal its own key, but never another context's.
+    sb.run(&["rename", "org_acme", "org_globex"]).ok();
+    // org_globex signs in: the context that used its id as a name gives the name up.
+    let run = sb.run(&["login", "--org", "org_globex", "--device"]);
+    run.ok();
+    assert!(run.stderr.contains("renamed"), "{run:#?}");
+    let token = sb.run(&["--context", "org_globex", "token"]);
+    assert!(token.ok().stdout.starts_with("at_org_globex"), "{token:#?}");
+    sb.run(&["switch", "org_acme"]).ok();
+    sb.run(&["switch", "org_globex"]).ok();
+    assert_eq!(sb.run(&["current"]).ok().stdout.trim(), "org_globex");
+    for ctx in sb.contexts_json() {
+        let key = ctx["organization_id"].as_str().unwrap();
+        let name = ctx["name"].as_str().unwrap();
+        assert!(name == key || !["org_acme", "org_globex"].contains(&name), "{ctx}");
+    }
+
+    // `login --name` cannot take another context's organization id either.
+    let run = sb.run(&["login", "--org", "org_acme", "--name", "org_globex", "--device"]);
+    run.code(2);
+    assert!(run.stderr.contains("organization id"), "{run:#?}");
+    let run = sb.run(&["rename", "org_acme", "org_globex"]);
+    run.code(1);
+}
+
+#[test]
+fn in_a_hand_written_store_keys_win_over_names() {
+    let (base, _) = refreshing_idp();
+    // org_a is named after org_b's id.
+    let sb = store_at(&base, &[("org_a", "org_b"), ("org_b", "b")]);
+    let token = sb.run(&["--context", "org_b", "token"]);
+    assert!(token.ok().stdout.starts_with("at_org_b"), "{token:#?}");
+    sb.run(&["switch", "org_b"]).ok();
+    assert_eq!(sb.run(&["current"]).ok().stdout.trim(), "b");
+    sb.run(&["logout", "org_b"]).ok();
+    let left: Vec<String> = sb
+        .contexts_json()
+        .iter()
+        .map(|c| c["organization_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(left, ["org_a"]);
+}
+
+#[test]
+fn logout_keeps_the_context_when_its_secret_cannot_be_deleted() {
+    let (base, _) = refreshing_idp();
+    let mut sb = store_at(&base, &[("org_acme", "acme")]);
+    std::fs::create_dir_all(sb.path("locks")).unwrap();
+    // flock(2) on credentials.lock, as a hung mycli would hold it.
+    let holder = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(sb.path("locks/credentials.lock"))
+        .unwrap();
+    holder.lock().unwrap();
+    sb.set("MYCLI_LOCK_TIMEOUT", "1");
+    let run = sb.run(&["logout", "acme"]);
+    run.code(1);
+    assert!(run.stderr.contains("still in"), "{run:#?}");
+    assert!(run.stderr.contains("credentials.toml"), "{run:#?}");
+    assert!(!run.stderr.contains("Logged out"), "{run:#?}");
+    assert!(credentials(&sb).contains_key("org_acme"));
+    assert_eq!(sb.contexts_json().len(), 1, "the context was removed");
+
+    // Once the lock is free, logout finishes.
+    drop(holder);
+    sb.run(&["logout", "acme"]).ok();
+    assert!(credentials(&sb).is_empty());
+    assert!(sb.contexts_json().is_empty());
+}

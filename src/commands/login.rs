@@ -404,6 +404,7 @@ fn save(
     let mut config = lock.load()?;
     let existing = config.contexts.get(&key).cloned();
     let named_after_id = existing.is_none() && args.name.is_none();
+    free_key_as_name(app, &mut config, &key);
     let name = match (&args.name, &existing) {
         (Some(name), _) => {
             check_name_free(&config, name, Some(&key))?;
@@ -493,14 +494,46 @@ fn same_provider(ctx: &Context, p: &ProviderConfig) -> bool {
     ctx.provider == p.kind && ctx.issuer == p.issuer && ctx.client_id == p.client_id
 }
 
+/// A name may be used by no other context, neither as its name nor as its key.
 fn check_name_free(config: &Config, name: &str, key: Option<&str>) -> Result<()> {
-    match config.contexts.iter().find(|(_, c)| c.name == name) {
-        Some((k, _)) if Some(k.as_str()) != key => Err(Error::usage(format!(
+    match config.name_taken(name, key.unwrap_or_default()) {
+        Some(k) if k == name => Err(Error::usage(format!(
+            "{name:?} is the organization id of another context; a name cannot be one"
+        ))
+        .with_hint("pick another --name")),
+        Some(k) => Err(Error::usage(format!(
             "a context named {name:?} already exists (organization {k})"
         ))
         .with_hint("pick another --name, or rename that context first")),
-        _ => Ok(()),
+        None => Ok(()),
     }
+}
+
+/// A new key may be another context's name (renamed to an organization id before that
+/// organization signed in). An organization id always means that organization, so that
+/// context gives the name up: it takes its own key as its name (or a free variant of it).
+fn free_key_as_name(app: &App, config: &mut Config, key: &str) {
+    let Some(other) = config
+        .contexts
+        .iter()
+        .find(|(k, c)| k.as_str() != key && c.name == key)
+        .map(|(k, _)| k.clone())
+    else {
+        return;
+    };
+    let base = if store::validate_name(&other).is_ok() {
+        other.clone()
+    } else {
+        "org".to_string()
+    };
+    let renamed = config.unique_name(&base, &other);
+    if let Some(ctx) = config.contexts.get_mut(&other) {
+        ctx.name = renamed.clone();
+    }
+    app.ui.warn(&format!(
+        "context {key:?} (organization {other}) was renamed to {renamed:?}: {key:?} is the \
+         organization id of the context being signed in"
+    ));
 }
 
 /// `--org` must look like an organization id: WorkOS `org_...`, OIDC a plain token.

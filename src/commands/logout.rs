@@ -4,7 +4,8 @@ use crate::cli::LogoutArgs;
 use crate::error::{Error, Result};
 use crate::session;
 use crate::store::cache;
-use crate::store::{Config, ConfigLock, Context, ProviderKind};
+use crate::store::credentials;
+use crate::store::{Config, ConfigLock, Context, ProviderKind, Storage};
 
 pub fn run(app: &App, args: LogoutArgs) -> Result<()> {
     let config = Config::load(&app.paths)?;
@@ -48,7 +49,30 @@ fn logout_one(app: &App, config: &Config, key: &str) -> Result<()> {
         end_at_idp(app, config, ctx, refresh_token.as_ref(), cached.as_ref())?
     };
 
-    let removed_secret = creds.delete(key, ctx.storage);
+    // A refresh token that could not be deleted keeps its context: removing the context would
+    // leave a working secret that no command can reach.
+    if let Err(e) = creds.delete(key, ctx.storage) {
+        let ended = match server_end {
+            Ok(()) => "the session was ended at the identity provider, but ",
+            Err(_) => "",
+        };
+        let place = match ctx.storage {
+            Storage::File => app.paths.credentials().display().to_string(),
+            Storage::Keychain => format!(
+                "the OS keychain (service {}, account {:?})",
+                credentials::SERVICE,
+                creds.account(key)
+            ),
+        };
+        return Err(Error::failure(format!(
+            "{ended}the refresh token of {:?} is still in {place}, so the context is kept: {}",
+            ctx.name, e.message
+        ))
+        .with_hint(format!(
+            "fix the cause and run `mycli logout {}` again",
+            ctx.name
+        )));
+    }
     cache::remove(&app.paths, key);
     let lock = ConfigLock::acquire(&app.paths)?;
     let mut fresh = lock.load()?;
@@ -72,9 +96,6 @@ fn logout_one(app: &App, config: &Config, key: &str) -> Result<()> {
                 "the session could not be ended at the identity provider ({why}); it may still be active until it expires"
             ));
         }
-    }
-    if let Err(e) = removed_secret {
-        app.ui.warn(&e.message);
     }
     Ok(())
 }

@@ -34,9 +34,32 @@ pub fn read(paths: &Paths, key: &str) -> Option<CachedToken> {
 pub fn write(paths: &Paths, token: &CachedToken) -> Result<()> {
     paths.ensure(Some(&paths.tokens()))?;
     let bytes = serde_json::to_vec(token).unwrap_or_default();
-    atomic::write(&paths.token_cache(&token.key), &bytes)
+    atomic::write(&paths.token_cache(&token.key), &bytes)?;
+    remove_legacy(paths, &token.key);
+    Ok(())
 }
 
+/// Removes the cached token of `key`, and only of `key`: a file holding another context's
+/// token is left alone.
 pub fn remove(paths: &Paths, key: &str) {
-    let _ = std::fs::remove_file(paths.token_cache(key));
+    remove_if_owned(&paths.token_cache(key), key);
+    remove_legacy(paths, key);
+}
+
+/// The cache file name of older versions (`tokens/<key>.json`), which could be shared by two
+/// keys: removed once the key's own file exists, if it holds this key's token.
+fn remove_legacy(paths: &Paths, key: &str) {
+    if let Some(path) = paths.legacy_token_cache(key) {
+        remove_if_owned(&path, key);
+    }
+}
+
+fn remove_if_owned(path: &std::path::Path, key: &str) {
+    let owned = match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice::<CachedToken>(&bytes).map_or(true, |t| t.key == key),
+        Err(_) => false,
+    };
+    if owned {
+        let _ = std::fs::remove_file(path);
+    }
 }

@@ -291,13 +291,22 @@ impl Config {
         Ok(())
     }
 
-    /// Finds a context by name, then by organization id (key).
+    /// Finds a context by organization id (key), then by name. Keys win: mycli never lets a
+    /// name equal another context's key, and in a hand-written store where one does, an
+    /// organization id still means that organization.
     pub fn find(&self, query: &str) -> Option<(&str, &Context)> {
         self.contexts
-            .iter()
-            .find(|(_, c)| c.name == query)
-            .or_else(|| self.contexts.get_key_value(query))
+            .get_key_value(query)
+            .or_else(|| self.contexts.iter().find(|(_, c)| c.name == query))
             .map(|(k, c)| (k.as_str(), c))
+    }
+
+    /// The key of another context (not `key`) whose name is `name`, or whose key is `name`.
+    pub fn name_taken(&self, name: &str, key: &str) -> Option<&str> {
+        self.contexts
+            .iter()
+            .find(|(k, c)| k.as_str() != key && (c.name == name || k.as_str() == name))
+            .map(|(k, _)| k.as_str())
     }
 
     /// Like `find`, but an unknown name is an error listing the known names.
@@ -358,7 +367,7 @@ impl Config {
 
     /// A name not used by any other context: `base`, else `base-2`, `base-3`, ...
     pub fn unique_name(&self, base: &str, key: &str) -> String {
-        let taken = |n: &str| self.contexts.iter().any(|(k, c)| k != key && c.name == n);
+        let taken = |n: &str| self.name_taken(n, key).is_some();
         if !taken(base) {
             return base.to_string();
         }

@@ -6,10 +6,10 @@
 //!   current.toml           the `current` and `previous` pointers
 //!   cache/config.index     derived copy of config.toml for fast loading
 //!   credentials.toml       0600, refresh tokens of contexts stored in the file backend
-//!   tokens/<key>.json      0600, cached access token and its expiry, one file per context
+//!   tokens/x-<sha256 of key>.json  0600, cached access token and its expiry, one per context
 //!   locks/config.lock      sidecar lock for read-modify-write of config.toml
 //!   locks/credentials.lock sidecar lock for credentials.toml
-//!   locks/context-<key>.lock  held across a context's refresh
+//!   locks/context-x-<sha256 of key>.lock  held across a context's refresh
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -83,6 +83,11 @@ impl Paths {
         self.tokens().join(format!("{}.json", file_stem(key)))
     }
 
+    /// Where older versions cached the access token of a plain key.
+    pub fn legacy_token_cache(&self, key: &str) -> Option<PathBuf> {
+        legacy_stem(key).map(|stem| self.tokens().join(format!("{stem}.json")))
+    }
+
     /// The lock held across a context's refresh.
     pub fn context_lock(&self, key: &str) -> PathBuf {
         self.locks()
@@ -99,24 +104,33 @@ impl Paths {
     }
 }
 
-/// A file name for a context key: the key itself when it is plain, otherwise a hex encoding,
-/// so that any organization id an IdP sends maps to one safe file name.
+/// The file name of a context key: `x-` and the SHA-256 of the whole key in lowercase hex.
+/// Injective in practice (no two keys share a token cache or a lock, however long or alike
+/// they are), safe for any key an IdP sends, and the same on case-insensitive filesystems.
 pub fn file_stem(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut out = String::with_capacity(66);
+    out.push_str("x-");
+    for b in Sha256::digest(key.as_bytes()) {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// The name older versions gave the token cache of a plain key (`tokens/org_acme.json`):
+/// such a file is removed when the new one is written.
+pub fn legacy_stem(key: &str) -> Option<&str> {
     let plain = !key.is_empty()
         && key.len() <= 100
         && !key.starts_with('.')
+        && !key.starts_with("x-")
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
-    if plain {
-        key.to_string()
-    } else {
-        let mut out = String::from("x-");
-        for b in key.bytes().take(100) {
-            out.push_str(&format!("{b:02x}"));
-        }
-        out
-    }
+    plain.then_some(key)
 }
 
 fn create_private_dir(dir: &Path) -> Result<()> {
@@ -133,4 +147,26 @@ fn create_private_dir(dir: &Path) -> Result<()> {
     builder
         .create(dir)
         .map_err(|e| Error::io("create the directory", dir, &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_stems_are_injective_and_case_safe() {
+        let stems: std::collections::BTreeSet<String> = [
+            "team:1",
+            "x-7465616d3a31",
+            "org_ABC",
+            "org_abc",
+            &"o".repeat(121),
+            &format!("{}a", "o".repeat(120)),
+        ]
+        .iter()
+        .map(|k| file_stem(k).to_lowercase())
+        .collect();
+        assert_eq!(stems.len(), 6);
+        assert!(stems.iter().all(|s| s.len() == 66 && s.starts_with("x-")));
+    }
 }

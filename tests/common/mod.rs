@@ -149,6 +149,26 @@ impl Sandbox {
     }
 }
 
+/// The file name the store gives a context key: `x-` and the SHA-256 of the key in hex.
+pub fn key_stem(key: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("x-{hex}")
+}
+
+impl Sandbox {
+    /// The cached access token file of a context.
+    pub fn token_file(&self, key: &str) -> PathBuf {
+        self.path("tokens").join(format!("{}.json", key_stem(key)))
+    }
+
+    /// The refresh lock of a context.
+    pub fn context_lock(&self, key: &str) -> PathBuf {
+        self.path("locks").join(format!("context-{}.lock", key_stem(key)))
+    }
+}
+
 pub fn make_executable(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();

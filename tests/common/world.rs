@@ -112,7 +112,7 @@ impl World {
 
     /// The token cache file of a context.
     pub fn cache_path(&self, key: &str) -> PathBuf {
-        self.sb.path("tokens").join(format!("{key}.json"))
+        self.sb.token_file(key)
     }
 
     /// The cached access token of a context.
