@@ -495,7 +495,9 @@ fn refreshing_idp() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
     let device_org = std::sync::Mutex::new(None::<String>);
     let base = hostile_idp(move |req| {
         let form: std::collections::HashMap<String, String> =
-            url::form_urlencoded::parse(&req.body).into_owned().collect();
+            url::form_urlencoded::parse(&req.body)
+                .into_owned()
+                .collect();
         if req.path.ends_with("/authorize/device") {
             *device_org.lock().unwrap() = form.get("organization_id").cloned();
             return Response::json(device_authorization());
@@ -528,7 +530,11 @@ fn store_at(base: &str, contexts: &[(&str, &str)]) -> Sandbox {
         config.push_str(
             &context_toml(key, name)
                 .replace("https://api.workos.com", base)
-                .replacen(&format!("[contexts.{key}]"), &format!("[contexts.\"{key}\"]"), 1),
+                .replacen(
+                    &format!("[contexts.{key}]"),
+                    &format!("[contexts.\"{key}\"]"),
+                    1,
+                ),
         );
         creds.push_str(&format!("[\"{key}\"]\nrefresh-token = \"rt_{name}\"\n\n"));
     }
@@ -546,7 +552,12 @@ fn two_keys_never_share_a_token_cache_or_a_lock() {
     let long_b = format!("org_{}b", "o".repeat(120));
     let sb = store_at(
         &base,
-        &[(a, "team"), (b, "hexlike"), (&long_a, "long-a"), (&long_b, "long-b")],
+        &[
+            (a, "team"),
+            (b, "hexlike"),
+            (&long_a, "long-a"),
+            (&long_b, "long-b"),
+        ],
     );
     for _ in 0..3 {
         for name in ["team", "hexlike", "long-a", "long-b"] {
@@ -584,11 +595,21 @@ fn an_organization_id_always_means_that_organization() {
     for ctx in sb.contexts_json() {
         let key = ctx["organization_id"].as_str().unwrap();
         let name = ctx["name"].as_str().unwrap();
-        assert!(name == key || !["org_acme", "org_globex"].contains(&name), "{ctx}");
+        assert!(
+            name == key || !["org_acme", "org_globex"].contains(&name),
+            "{ctx}"
+        );
     }
 
     // `login --name` cannot take another context's organization id either.
-    let run = sb.run(&["login", "--org", "org_acme", "--name", "org_globex", "--device"]);
+    let run = sb.run(&[
+        "login",
+        "--org",
+        "org_acme",
+        "--name",
+        "org_globex",
+        "--device",
+    ]);
     run.code(2);
     assert!(run.stderr.contains("organization id"), "{run:#?}");
     let run = sb.run(&["rename", "org_acme", "org_globex"]);

@@ -165,7 +165,8 @@ impl Sandbox {
 
     /// The refresh lock of a context.
     pub fn context_lock(&self, key: &str) -> PathBuf {
-        self.path("locks").join(format!("context-{}.lock", key_stem(key)))
+        self.path("locks")
+            .join(format!("context-{}.lock", key_stem(key)))
     }
 }
 
