@@ -254,3 +254,149 @@ pub fn login_command(key: &str) -> String {
         None => "run `mycli login`".to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::app::testing::{self, Idp, NOW, TestApp};
+
+    const KEY: &str = "org_acme";
+
+    /// A WorkOS-shaped IdP whose refresh answers `refresh` (status, body).
+    fn idp(refresh: (u16, serde_json::Value)) -> Idp {
+        Idp::start(move |_| (refresh.0, refresh.1.to_string()))
+    }
+
+    fn rotated() -> (u16, serde_json::Value) {
+        (
+            200,
+            json!({
+                "access_token": "at-new",
+                "refresh_token": "rt-new",
+                "expires_in": 300,
+                "organization_id": KEY,
+                "user": {"id": "user_1"},
+            }),
+        )
+    }
+
+    fn signed_in(idp: &Idp, storage: Storage, expires_at: Option<i64>) -> TestApp {
+        let t = testing::app();
+        t.sign_in(&idp.url, KEY, storage, expires_at);
+        t
+    }
+
+    #[test]
+    fn a_fresh_cached_token_is_returned_without_asking_the_idp() {
+        let idp = idp(rotated());
+        let t = signed_in(&idp, Storage::Keychain, Some(NOW + MARGIN_SECS + 1));
+        let token = fresh_token(&t.app, KEY, false).unwrap();
+        assert_eq!(token.access_token.expose(), "at-org_acme");
+        assert!(idp.requests.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_token_inside_the_margin_is_refreshed_and_the_rotated_secret_saved() {
+        let idp = idp(rotated());
+        let t = signed_in(&idp, Storage::Keychain, Some(NOW + MARGIN_SECS));
+        let token = fresh_token(&t.app, KEY, false).unwrap();
+        assert_eq!(token.access_token.expose(), "at-new");
+        assert_eq!(token.expires_at, NOW + 300);
+        let calls = idp.calls("/user_management/authenticate");
+        assert_eq!(calls.len(), 1);
+        assert_eq!(
+            calls[0].field("refresh_token").as_deref(),
+            Some("rt-org_acme")
+        );
+        assert_eq!(calls[0].field("organization_id").as_deref(), Some(KEY));
+        let creds = t.app.credentials();
+        let saved = creds.load(KEY, Storage::Keychain).unwrap().unwrap();
+        assert_eq!(saved.expose(), "rt-new");
+        let ctx = t.context(KEY).unwrap();
+        assert_eq!(ctx.access_token_expires_at, Some(time::rfc3339(NOW + 300)));
+        // The next call is served from the cache, until the clock moves past the margin.
+        fresh_token(&t.app, KEY, false).unwrap();
+        assert_eq!(idp.calls("/").len(), 1);
+        t.app.clock.set(NOW + 300 - MARGIN_SECS);
+        fresh_token(&t.app, KEY, false).unwrap();
+        assert_eq!(idp.calls("/").len(), 2);
+    }
+
+    #[test]
+    fn force_refreshes_a_fresh_token() {
+        let idp = idp(rotated());
+        let t = signed_in(&idp, Storage::File, Some(NOW + 3600));
+        let token = fresh_token(&t.app, KEY, true).unwrap();
+        assert_eq!(token.access_token.expose(), "at-new");
+        let saved = t.app.credentials().load(KEY, Storage::File).unwrap();
+        assert_eq!(saved.unwrap().expose(), "rt-new");
+    }
+
+    #[test]
+    fn a_terminal_refusal_marks_the_context_and_forgets_the_secret() {
+        let idp = idp((400, json!({"error": "invalid_grant"})));
+        let t = signed_in(&idp, Storage::Keychain, None);
+        let err = fresh_token(&t.app, KEY, false).unwrap_err();
+        assert_eq!(err.kind, Kind::NeedsLogin);
+        assert!(err.message.contains("invalid_grant"), "{}", err.message);
+        assert_eq!(
+            err.hint.as_deref(),
+            Some("run `mycli login --org org_acme`")
+        );
+        assert!(t.context(KEY).unwrap().needs_login);
+        let creds = t.app.credentials();
+        assert!(creds.load(KEY, Storage::Keychain).unwrap().is_none());
+        // Marked: no further request until a new login.
+        let again = fresh_token(&t.app, KEY, false).unwrap_err();
+        assert_eq!(again.kind, Kind::NeedsLogin);
+        assert_eq!(idp.calls("/").len(), 1);
+    }
+
+    #[test]
+    fn another_refusal_keeps_the_session() {
+        let idp = idp((400, json!({"code": "rate_limited", "message": "slow"})));
+        let t = signed_in(&idp, Storage::Keychain, None);
+        let err = fresh_token(&t.app, KEY, false).unwrap_err();
+        assert_eq!(err.kind, Kind::Failure);
+        assert!(err.hint.unwrap().contains("the session is kept"));
+        assert!(!t.context(KEY).unwrap().needs_login);
+        let creds = t.app.credentials();
+        let kept = creds.load(KEY, Storage::Keychain).unwrap().unwrap();
+        assert_eq!(kept.expose(), "rt-org_acme");
+    }
+
+    #[test]
+    fn no_stored_secret_means_a_new_login() {
+        let idp = idp(rotated());
+        let t = signed_in(&idp, Storage::Keychain, None);
+        t.app.credentials().delete(KEY, Storage::Keychain).unwrap();
+        let err = fresh_token(&t.app, KEY, false).unwrap_err();
+        assert_eq!(err.kind, Kind::NeedsLogin);
+        assert!(t.context(KEY).unwrap().needs_login);
+        assert!(idp.calls("/").is_empty());
+    }
+
+    #[test]
+    fn a_token_for_another_organization_is_not_used() {
+        let (status, mut body) = rotated();
+        body["organization_id"] = json!("org_other");
+        let idp = idp((status, body));
+        let t = signed_in(&idp, Storage::Keychain, None);
+        let err = fresh_token(&t.app, KEY, false).unwrap_err();
+        assert!(err.message.contains("org_other"), "{}", err.message);
+        assert!(crate::store::cache::read(&t.app.paths, KEY).is_none());
+    }
+
+    #[test]
+    fn a_locked_keychain_fails_the_refresh_before_any_request() {
+        let idp = idp(rotated());
+        let t = signed_in(&idp, Storage::Keychain, None);
+        testing::fail_next_keychain_call(&t, KEY);
+        let err = fresh_token(&t.app, KEY, false).unwrap_err();
+        assert!(err.message.contains("keychain"), "{}", err.message);
+        assert!(idp.calls("/").is_empty());
+        assert!(!t.context(KEY).unwrap().needs_login);
+    }
+}

@@ -1,7 +1,10 @@
 //! The Device Authorization Grant (RFC 8628): poll at `interval` (5 s when absent), 5 s more
 //! on each `slow_down`, stop on `access_denied` and `expired_token`, never show `device_code`.
 
-use std::time::{Duration, Instant};
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::http::{Http, Reply};
 use super::provider::{DeviceAuthorization, Provider, Session};
@@ -19,6 +22,19 @@ pub async fn poll(
     provider: &Provider,
     auth: &DeviceAuthorization,
 ) -> Result<Reply<Session>> {
+    poll_with(ui, auth, || provider.device_poll(http, &auth.device_code)).await
+}
+
+/// The timers of [`poll`], asking `ask` for each poll's answer.
+async fn poll_with<F, Fut>(
+    ui: &crate::ui::Ui,
+    auth: &DeviceAuthorization,
+    mut ask: F,
+) -> Result<Reply<Session>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Reply<Session>>>,
+{
     let mut interval = Duration::from_secs_f64(
         auth.interval
             .filter(|i| i.is_finite() && *i >= 1.0)
@@ -37,7 +53,7 @@ pub async fn poll(
         if Instant::now() > deadline {
             return Err(expired());
         }
-        let reply = match provider.device_poll(http, &auth.device_code).await {
+        let reply = match ask().await {
             Ok(reply) => {
                 failures = 0;
                 reply
@@ -71,4 +87,158 @@ pub async fn poll(
 fn expired() -> Error {
     Error::failure("the device code expired before the sign-in was approved")
         .with_hint("run `mycli login` again and approve the new code in time")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use serde_json::Value;
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::auth::IdpError;
+    use crate::secret::Secret;
+
+    fn authorization(interval: Option<f64>, expires_in: Option<f64>) -> DeviceAuthorization {
+        DeviceAuthorization {
+            device_code: Secret::new("dc"),
+            user_code: "ABCD-EFGH".into(),
+            verification_uri: "https://idp.test/device".into(),
+            verification_uri_complete: None,
+            expires_in,
+            interval,
+        }
+    }
+
+    fn refused(status: u16, code: &str) -> Result<Reply<Session>> {
+        Ok(Reply::Refused(IdpError {
+            status,
+            code: Some(code.into()),
+            description: None,
+            body: Value::Null,
+        }))
+    }
+
+    fn approved() -> Result<Reply<Session>> {
+        Ok(Reply::Ok(Session {
+            access_token: Secret::new("at"),
+            refresh_token: None,
+            expires_at: 0,
+            organization_id: None,
+            organization_name: None,
+            user_id: "user_1".into(),
+            email: None,
+        }))
+    }
+
+    /// Polls with `answers` in turn (then `authorization_pending` forever) and returns the
+    /// outcome and the seconds after the start at which each poll was made.
+    async fn run(
+        auth: DeviceAuthorization,
+        answers: Vec<Result<Reply<Session>>>,
+    ) -> (Result<Reply<Session>>, Vec<u64>) {
+        let start = Instant::now();
+        let at = RefCell::new(Vec::new());
+        let answers = RefCell::new(answers.into_iter());
+        let ui = crate::ui::Ui::new(true, false);
+        let outcome = poll_with(&ui, &auth, || {
+            at.borrow_mut().push(start.elapsed().as_secs());
+            let next = answers.borrow_mut().next();
+            async move { next.unwrap_or_else(|| refused(400, "authorization_pending")) }
+        })
+        .await;
+        (outcome, at.into_inner())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn polls_at_the_interval_until_approved() {
+        let pending = || refused(400, "authorization_pending");
+        let (outcome, at) = run(
+            authorization(Some(2.0), None),
+            vec![pending(), pending(), approved()],
+        )
+        .await;
+        assert!(matches!(outcome, Ok(Reply::Ok(_))));
+        assert_eq!(at, [2, 4, 6]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_interval_defaults_to_5_s_and_is_at_least_1_s() {
+        let (_, at) = run(authorization(None, None), vec![approved()]).await;
+        assert_eq!(at, [5]);
+        let (_, at) = run(authorization(Some(0.1), None), vec![approved()]).await;
+        assert_eq!(at, [5]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_down_and_429_add_5_s_each() {
+        let (outcome, at) = run(
+            authorization(Some(1.0), None),
+            vec![
+                refused(400, "slow_down"),
+                refused(429, "rate_limited"),
+                refused(400, "authorization_pending"),
+                approved(),
+            ],
+        )
+        .await;
+        assert!(matches!(outcome, Ok(Reply::Ok(_))));
+        assert_eq!(at, [1, 7, 18, 29]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_code_expires_without_a_poll_past_its_lifetime() {
+        let (outcome, at) = run(authorization(Some(5.0), Some(12.0)), vec![]).await;
+        let err = outcome.err().unwrap();
+        assert!(err.message.contains("expired"), "{}", err.message);
+        assert_eq!(at, [5, 10]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn denied_and_expired_answers_end_the_polling() {
+        let (outcome, _) = run(
+            authorization(Some(1.0), None),
+            vec![refused(400, "access_denied")],
+        )
+        .await;
+        assert!(outcome.err().unwrap().message.contains("denied"));
+        let (outcome, _) = run(
+            authorization(Some(1.0), None),
+            vec![refused(400, "expired_token")],
+        )
+        .await;
+        assert!(outcome.err().unwrap().message.contains("expired"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn other_refusals_go_back_to_the_caller() {
+        let (outcome, _) = run(
+            authorization(Some(1.0), None),
+            vec![refused(400, "organization_selection_required")],
+        )
+        .await;
+        assert!(
+            matches!(outcome, Ok(Reply::Refused(e)) if e.is("organization_selection_required"))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_failed_polls_in_a_row_are_tolerated_not_three() {
+        let down = || Err(Error::failure("the IdP did not answer"));
+        let (outcome, at) = run(
+            authorization(Some(1.0), None),
+            vec![down(), down(), approved()],
+        )
+        .await;
+        assert!(matches!(outcome, Ok(Reply::Ok(_))));
+        assert_eq!(at, [1, 2, 3]);
+        let (outcome, at) = run(
+            authorization(Some(1.0), None),
+            vec![down(), down(), down(), approved()],
+        )
+        .await;
+        assert!(outcome.is_err());
+        assert_eq!(at, [1, 2, 3]);
+    }
 }

@@ -139,3 +139,119 @@ fn end_at_idp(
     });
     Ok(outcome.unwrap_or_else(|e| Err(e.message)))
 }
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::json;
+
+    use super::*;
+    use crate::app::testing::{self, Idp, NOW, TestApp};
+    use crate::secret::Secret;
+    use crate::store::Storage;
+    use crate::store::cache::CachedToken;
+
+    const KEY: &str = "org_acme";
+    const LOGOUT: &str = "/user_management/sessions/logout";
+
+    fn signed_in(idp: &Idp, sid: Option<&str>) -> TestApp {
+        let t = testing::app();
+        t.sign_in(&idp.url, KEY, Storage::Keychain, None);
+        if let Some(sid) = sid {
+            let part = |v: serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
+            let jwt = format!(
+                "{}.{}.sig",
+                part(json!({"alg": "RS256", "typ": "JWT"})),
+                part(json!({"sid": sid, "exp": NOW + 300}))
+            );
+            let token = CachedToken {
+                key: KEY.into(),
+                expires_at: NOW + 300,
+                access_token: Secret::new(jwt),
+            };
+            cache::write(&t.app.paths, &token).unwrap();
+        }
+        t
+    }
+
+    fn logout(t: &TestApp) -> Result<()> {
+        run(
+            &t.app,
+            LogoutArgs {
+                name: Some("acme".into()),
+                all: false,
+            },
+        )
+    }
+
+    /// Nothing of the context is left here: not in config.toml, not its secret, not its token.
+    fn assert_forgotten(t: &TestApp) {
+        assert!(t.context(KEY).is_none());
+        let creds = t.app.credentials();
+        assert!(creds.load(KEY, Storage::Keychain).unwrap().is_none());
+        assert!(cache::read(&t.app.paths, KEY).is_none());
+    }
+
+    #[test]
+    fn the_session_is_ended_at_the_idp_with_its_sid() {
+        let idp = Idp::start(|_| (200, "{}".into()));
+        let t = signed_in(&idp, Some("session_1"));
+        logout(&t).unwrap();
+        let calls = idp.calls(LOGOUT);
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].path, format!("{LOGOUT}?session_id=session_1"));
+        assert_forgotten(&t);
+    }
+
+    #[test]
+    fn without_a_sid_or_an_answering_idp_it_is_still_removed_here() {
+        let idp = Idp::start(|_| (200, "{}".into()));
+        let t = signed_in(&idp, None);
+        logout(&t).unwrap();
+        assert!(idp.calls("/").is_empty());
+        assert_forgotten(&t);
+
+        let idp = Idp::start(|_| (500, "{}".into()));
+        let t = signed_in(&idp, Some("session_1"));
+        logout(&t).unwrap();
+        assert_eq!(idp.calls(LOGOUT).len(), 1);
+        assert_forgotten(&t);
+    }
+
+    #[test]
+    fn a_context_that_needs_login_is_not_ended_again() {
+        let idp = Idp::start(|_| (200, "{}".into()));
+        let t = signed_in(&idp, Some("session_1"));
+        crate::session::mark_needs_login(&t.app, KEY).unwrap();
+        logout(&t).unwrap();
+        assert!(idp.calls("/").is_empty());
+        assert_forgotten(&t);
+    }
+
+    #[test]
+    fn a_keychain_that_fails_does_not_keep_the_context() {
+        let idp = Idp::start(|_| (200, "{}".into()));
+        let t = signed_in(&idp, Some("session_1"));
+        testing::fail_next_keychain_call(&t, KEY);
+        logout(&t).unwrap();
+        assert_eq!(idp.calls(LOGOUT).len(), 1);
+        assert_forgotten(&t);
+    }
+
+    #[test]
+    fn an_unknown_context_is_an_error() {
+        let idp = Idp::start(|_| (200, "{}".into()));
+        let t = signed_in(&idp, None);
+        let err = run(
+            &t.app,
+            LogoutArgs {
+                name: Some("nope".into()),
+                all: false,
+            },
+        )
+        .unwrap_err();
+        assert!(err.message.contains("nope"), "{}", err.message);
+        assert!(t.context(KEY).is_some());
+    }
+}

@@ -501,3 +501,91 @@ fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> 
 fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
     Err(keyring_core::Error::NoDefaultStore)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::testing;
+
+    const KEY: &str = "org_acme";
+
+    #[test]
+    fn auto_falls_back_to_the_file_when_the_keychain_fails() {
+        let t = testing::app();
+        testing::fail_next_keychain_call(&t, KEY);
+        let creds = t.app.credentials();
+        let saved = creds
+            .save(KEY, &Secret::new("rt"), Preference::Auto)
+            .unwrap();
+        assert_eq!(saved.storage, Storage::File);
+        let why = saved.fallback_reason.unwrap();
+        assert_eq!(why, "the keychain is locked or refused access");
+        assert_eq!(
+            creds.load(KEY, Storage::File).unwrap().unwrap().expose(),
+            "rt"
+        );
+        assert!(creds.load(KEY, Storage::Keychain).unwrap().is_none());
+    }
+
+    #[test]
+    fn keychain_only_refuses_instead_of_falling_back() {
+        let t = testing::app();
+        testing::fail_next_keychain_call(&t, KEY);
+        let creds = t.app.credentials();
+        let err = creds
+            .save(KEY, &Secret::new("rt"), Preference::Keychain)
+            .unwrap_err();
+        assert!(err.message.contains("locked"), "{}", err.message);
+        assert!(err.hint.unwrap().contains(env::CREDENTIAL_STORE));
+        assert!(creds.load(KEY, Storage::File).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_keychain_save_removes_a_stale_copy_from_the_file() {
+        let t = testing::app();
+        let creds = t.app.credentials();
+        creds
+            .save(KEY, &Secret::new("old"), Preference::File)
+            .unwrap();
+        let saved = creds
+            .save(KEY, &Secret::new("new"), Preference::Auto)
+            .unwrap();
+        assert_eq!(saved.storage, Storage::Keychain);
+        assert!(creds.load(KEY, Storage::File).unwrap().is_none());
+        let kept = creds.load(KEY, Storage::Keychain).unwrap().unwrap();
+        assert_eq!(kept.expose(), "new");
+    }
+
+    #[test]
+    fn a_failing_read_or_delete_says_what_to_do() {
+        let t = testing::app();
+        let creds = t.app.credentials();
+        creds
+            .save(KEY, &Secret::new("rt"), Preference::Keychain)
+            .unwrap();
+        testing::fail_next_keychain_call(&t, KEY);
+        let err = creds.load(KEY, Storage::Keychain).unwrap_err();
+        assert!(err.message.starts_with("could not read the refresh token"));
+        assert_eq!(
+            err.hint.as_deref(),
+            Some("unlock the keychain and try again")
+        );
+        testing::fail_next_keychain_call(&t, KEY);
+        let err = creds.delete(KEY, Storage::Keychain).unwrap_err();
+        assert!(
+            err.message
+                .starts_with("could not remove the refresh token")
+        );
+        // Nothing was lost: the secret is still there.
+        assert!(creds.load(KEY, Storage::Keychain).unwrap().is_some());
+    }
+
+    #[test]
+    fn two_stores_never_share_a_keychain_account() {
+        let (a, b) = (testing::app(), testing::app());
+        assert_ne!(
+            a.app.credentials().account(KEY),
+            b.app.credentials().account(KEY)
+        );
+    }
+}
