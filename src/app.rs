@@ -120,6 +120,7 @@ pub mod testing {
                         key: key.to_string(),
                         expires_at,
                         access_token: Secret::new(format!("at-{key}")),
+                        issued_at: None,
                     },
                 )
                 .unwrap();

@@ -3,10 +3,8 @@
 //! From the moment a refresh request is sent until the rotated secret is saved, the identity
 //! provider may already have retired the stored secret: exiting then loses the session. In that
 //! window (`defer`) the first signal is remembered and the process exits 130 right after the
-//! save; a second signal exits at once. Files registered with `remove_on_exit` (a temporary
-//! file reserved for a secret) are removed by either exit.
+//! save; a second signal exits at once.
 
-use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::ui::Ui;
@@ -14,20 +12,16 @@ use crate::ui::Ui;
 /// Exit code of an interrupted command (spec §3).
 pub const EXIT: i32 = 130;
 
-#[derive(Default)]
 struct State {
     /// Inside a `Deferred` window: the Ui to say so with.
     deferred: Option<Ui>,
     /// Signals received inside the current window.
     pending: u32,
-    /// Files to remove before exiting.
-    cleanup: Vec<PathBuf>,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
     deferred: None,
     pending: 0,
-    cleanup: Vec::new(),
 });
 
 fn state() -> MutexGuard<'static, State> {
@@ -62,14 +56,11 @@ fn on_signal() {
             "finishing the refresh so the session is not lost; press Ctrl-C again to quit now \
              (the session may then need a new login)",
         ),
-        _ => exit(&mut st),
+        _ => exit(),
     }
 }
 
-fn exit(st: &mut State) -> ! {
-    for path in st.cleanup.drain(..) {
-        let _ = std::fs::remove_file(path);
-    }
+fn exit() -> ! {
     std::process::exit(EXIT)
 }
 
@@ -95,22 +86,7 @@ impl Drop for Deferred {
         let mut st = state();
         st.deferred = None;
         if st.pending > 0 {
-            exit(&mut st);
+            exit();
         }
-    }
-}
-
-/// Removes `path` if the process exits on a signal while the guard lives.
-pub fn remove_on_exit(path: PathBuf) -> RemoveOnExit {
-    state().cleanup.push(path.clone());
-    RemoveOnExit(path)
-}
-
-#[derive(Debug)]
-pub struct RemoveOnExit(PathBuf);
-
-impl Drop for RemoveOnExit {
-    fn drop(&mut self) {
-        state().cleanup.retain(|p| p != &self.0);
     }
 }

@@ -172,6 +172,7 @@ fn save_refreshed(
         key: key.to_string(),
         expires_at: session.expires_at,
         access_token: session.access_token,
+        issued_at: Some(app.now()),
     };
     // The token works whether or not it is cached: a cache that cannot be written only costs
     // the next call a refresh.

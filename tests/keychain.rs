@@ -138,6 +138,7 @@ fn make_stale(sb: &Sandbox, key: &str) {
         .unwrap()
         .as_secs();
     v["expires_at"] = json!(now + 30);
+    v["issued_at"] = json!(now - 270);
     std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
 }
 

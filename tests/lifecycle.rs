@@ -237,13 +237,13 @@ fn token_prints_only_the_access_token_and_makes_no_request_while_valid() {
 
 #[test]
 fn expired_token_refreshes_and_the_rotated_refresh_token_is_used_next() {
-    // A 30 s token is always inside the 60 s margin: every `token` call refreshes.
-    let mut w = World::with_scenario(json!({"access_token_ttl": 30}));
+    let mut w = World::with_scenario(json!({}));
     w.login_org("org_acme", "acme");
     let login_token = w.cached("org_acme").unwrap();
     let rt0 = w.refresh_token("org_acme").unwrap();
     let sid = claims(&login_token)["sid"].as_str().unwrap().to_string();
 
+    w.expire_cached_in("org_acme", 30);
     let first = w.run(&["token"]);
     let t1 = printed_token(&first);
     assert_ne!(t1, login_token, "an expiring token must be refreshed");
@@ -255,6 +255,7 @@ fn expired_token_refreshes_and_the_rotated_refresh_token_is_used_next() {
     assert_eq!(w.refreshes(), 1);
 
     // The second expiry refreshes with the rotated token: no reuse, session alive.
+    w.expire_cached_in("org_acme", 30);
     let t2 = printed_token(&w.run(&["token"]));
     assert_ne!(t2, t1);
     assert_eq!(claims(&t2)["org_id"], "org_acme");
@@ -266,6 +267,29 @@ fn expired_token_refreshes_and_the_rotated_refresh_token_is_used_next() {
     assert_eq!(stats["refresh_reuse_detected"], 0);
     assert_eq!(w.session(&sid)["revoked"], false);
     assert_eq!(w.context("acme")["needs_login"], false);
+    w.assert_no_secrets();
+}
+
+#[test]
+fn a_token_that_lives_under_a_minute_is_refreshed_only_in_its_second_half() {
+    // margin = min(60 s, lifetime / 2): a 45 s token is served for its first 22 s.
+    let mut w = World::with_scenario(json!({"access_token_ttl": 45}));
+    w.login_org("org_acme", "acme");
+    let login_token = w.cached("org_acme").unwrap();
+    for _ in 0..3 {
+        assert_eq!(printed_token(&w.run(&["token"])), login_token);
+    }
+    assert_eq!(w.refreshes(), 0, "a 45 s token was refreshed at once");
+    // In its last 22 s it is refreshed once, and the new one is served again.
+    let path = w.cache_path("org_acme");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    v["issued_at"] = json!(now() - 25);
+    v["expires_at"] = json!(now() + 20);
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let fresh = printed_token(&w.run(&["token"]));
+    assert_ne!(fresh, login_token);
+    assert_eq!(printed_token(&w.run(&["token"])), fresh);
+    assert_eq!(w.refreshes(), 1);
     w.assert_no_secrets();
 }
 

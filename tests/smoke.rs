@@ -71,11 +71,13 @@ fn device_login(sb: &Sandbox, idp: &Idp, org: &str) {
 #[test]
 fn logging_out_of_a_session_the_idp_already_ended_says_so() {
     let idp = Idp::start();
-    idp.scenario(serde_json::json!({"device_interval": 1, "access_token_ttl": 30}));
+    idp.scenario(serde_json::json!({"device_interval": 1}));
     let mut sb = Sandbox::new();
     sb.use_idp(&idp);
     device_login(&sb, &idp, "org_acme");
     idp.admin("/__admin/revoke-session", serde_json::json!({}));
+    // Without a cached token, `token` refreshes and learns that the session was ended.
+    std::fs::remove_dir_all(sb.path("tokens")).unwrap();
     sb.run(&["token"]).code(4);
 
     let logouts = idp.stats()["logouts"].as_u64().unwrap_or(0);

@@ -1149,3 +1149,34 @@ fn killing_the_first_write_to_a_hand_written_store_keeps_its_pointers() {
     }
     assert!(killed >= 10, "only {killed} kills landed");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The derived index
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_truncated_index_is_ignored_and_never_shortens_the_store() {
+    let sb = three();
+    sb.run(&["contexts"]).ok();
+    let index = sb.path("cache/config.index");
+    let text = std::fs::read_to_string(&index).expect("`contexts` wrote the index");
+    // A torn write that lost the last line (the index is written without fsync).
+    let cut = text.trim_end_matches('\n').rfind('\n').unwrap();
+    std::fs::write(&index, &text[..=cut]).unwrap();
+
+    let run = sb.run(&["contexts", "-o", "name"]);
+    run.ok();
+    assert_eq!(
+        run.stdout, "acme\nglobex\ninitech\n",
+        "read through a short index"
+    );
+    // A write starts from config.toml, even when the index looks current.
+    std::fs::write(&index, &text[..=cut]).unwrap();
+    sb.run(&["rename", "acme", "acme-prod"]).ok();
+    let config = sb.config();
+    let keys: Vec<&String> = config["contexts"].as_table().unwrap().keys().collect();
+    assert_eq!(keys, ["org_acme", "org_globex", "org_initech"]);
+    assert_eq!(name_of(&sb, "org_acme"), "acme-prod");
+    let run = sb.run(&["contexts", "-o", "name"]);
+    assert_eq!(run.stdout, "acme-prod\nglobex\ninitech\n");
+}

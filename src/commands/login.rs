@@ -432,6 +432,7 @@ fn save(
             key: key.clone(),
             expires_at: session.expires_at,
             access_token: session.access_token.clone(),
+            issued_at: Some(app.now()),
         },
     )?;
     if let Some(old) = &existing

@@ -169,6 +169,7 @@ mod tests {
                 key: KEY.into(),
                 expires_at: NOW + 300,
                 access_token: Secret::new(jwt),
+                issued_at: None,
             };
             cache::write(&t.app.paths, &token).unwrap();
         }

@@ -5,7 +5,7 @@ use crate::store::ConfigLock;
 
 pub fn run(app: &App, args: SwitchArgs) -> Result<()> {
     let lock = ConfigLock::acquire(&app.paths)?;
-    let mut config = lock.load()?;
+    let mut config = lock.load_for_pointers()?;
     let key = if args.target == "-" {
         match &config.previous {
             Some(prev) if config.contexts.contains_key(prev) => prev.clone(),

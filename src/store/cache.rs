@@ -14,11 +14,22 @@ pub struct CachedToken {
     /// Unix seconds.
     pub expires_at: i64,
     pub access_token: Secret,
+    /// Unix seconds when mycli received it (absent in caches written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<i64>,
 }
 
 impl CachedToken {
-    /// Valid for more than `margin` seconds from `now`.
+    /// Valid for more than the margin from `now`: `margin` seconds, or half the token's
+    /// lifetime when that is shorter, so a token that lives a minute or less is not refreshed
+    /// on every call.
     pub fn fresh(&self, now: i64, margin: i64) -> bool {
+        let margin = match self.issued_at {
+            Some(issued) => margin
+                .min(self.expires_at.saturating_sub(issued) / 2)
+                .max(0),
+            None => margin,
+        };
         self.expires_at.saturating_sub(margin) > now
     }
 }
@@ -61,5 +72,38 @@ fn remove_if_owned(path: &std::path::Path, key: &str) {
     };
     if owned {
         let _ = std::fs::remove_file(path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(issued_at: Option<i64>, expires_at: i64) -> CachedToken {
+        CachedToken {
+            key: "org_a".into(),
+            expires_at,
+            access_token: Secret::new("t"),
+            issued_at,
+        }
+    }
+
+    #[test]
+    fn the_margin_is_sixty_seconds_or_half_the_lifetime() {
+        // A 5-minute token: refreshed within its last 60 s.
+        let t = token(Some(1000), 1300);
+        assert!(t.fresh(1239, 60));
+        assert!(!t.fresh(1240, 60));
+        // A 45 s token: refreshed within its last 22 s, not on every call.
+        let t = token(Some(1000), 1045);
+        assert!(t.fresh(1000, 60));
+        assert!(t.fresh(1022, 60));
+        assert!(!t.fresh(1023, 60));
+        // Already expired at issue, or an unknown issue time.
+        assert!(!token(Some(1000), 1000).fresh(1000, 60));
+        assert!(!token(None, 1045).fresh(1000, 60));
+        // No overflow at the edges.
+        assert!(!token(Some(i64::MIN), i64::MIN).fresh(0, 60));
+        assert!(token(Some(i64::MIN), i64::MAX).fresh(0, 60));
     }
 }

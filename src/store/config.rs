@@ -35,6 +35,10 @@ pub struct Config {
     pub provider: ProviderDefaults,
     #[serde(default)]
     pub contexts: BTreeMap<String, Context>,
+    /// Read through the derived index: fine for reading and for writing the pointers, never
+    /// for writing `config.toml` (`ConfigLock::save` refuses it).
+    #[serde(skip)]
+    pub from_index: bool,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -211,6 +215,25 @@ impl Config {
         Ok(config)
     }
 
+    /// Reads `config.toml` itself, never the index, and rebuilds the index: what every
+    /// read-modify-write starts from, so a damaged index can never shorten the store.
+    fn load_parsed(paths: &Paths) -> Result<Config> {
+        let path = paths.config();
+        let meta = match std::fs::metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => return Err(Error::io("read", &path, &e)),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, &e))?;
+        let mut config = Config::parse(&text, &path)?;
+        write_index(paths, Fingerprint::of(&meta), &config);
+        if let Some(p) = Pointers::read(paths)? {
+            config.current = p.current;
+            config.previous = p.previous;
+        }
+        Ok(config)
+    }
+
     fn load_file(paths: &Paths) -> Result<Config> {
         let path = paths.config();
         // The fingerprint is taken before the read: if the file changes in between, the index
@@ -221,7 +244,8 @@ impl Config {
             Err(e) => return Err(Error::io("read", &path, &e)),
         };
         let fingerprint = Fingerprint::of(&meta);
-        if let Some(config) = read_index(paths, fingerprint) {
+        if let Some(mut config) = read_index(paths, fingerprint) {
+            config.from_index = true;
             return Ok(config);
         }
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, &e))?;
@@ -439,13 +463,26 @@ impl<'a> ConfigLock<'a> {
         })
     }
 
-    /// Re-reads the store under the lock.
+    /// Re-reads the store under the lock, from `config.toml` itself: only read-only paths
+    /// trust the derived index.
     pub fn load(&self) -> Result<Config> {
+        Config::load_parsed(self.paths)
+    }
+
+    /// Re-reads the store under the lock through the index when it is whole and current: for
+    /// commands that write only the pointers (`save_pointers`).
+    pub fn load_for_pointers(&self) -> Result<Config> {
         Config::load(self.paths)
     }
 
     /// Atomically replaces `config.toml` and `current.toml`.
     pub fn save(&self, config: &Config) -> Result<()> {
+        if config.from_index {
+            return Err(Error::failure(
+                "refusing to write config.toml from its derived index (a bug in mycli)",
+            )
+            .with_hint("nothing was changed; please report it"));
+        }
         let mut file = config.clone();
         file.current = None;
         file.previous = None;
@@ -490,7 +527,7 @@ fn index_is_current(paths: &Paths) -> Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
         Err(e) => return Err(Error::io("read", &paths.config(), &e)),
     };
-    let mut head = [0u8; 160];
+    let mut head = [0u8; 256];
     let Ok(mut file) = std::fs::File::open(paths.index()) else {
         return Ok(false);
     };
@@ -738,6 +775,7 @@ needs-login = true
                             org_claim,
                         },
                         contexts,
+                        from_index: false,
                     },
                 )
         }

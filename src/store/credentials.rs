@@ -274,18 +274,13 @@ impl<'a> Credentials<'a> {
     fn file_slot(&self) -> Result<FileSlot> {
         let lock = self.file_lock()?;
         let current = std::fs::metadata(self.paths.credentials()).map_or(0, |m| m.len());
-        let reserved = current.saturating_add(RESERVE);
-        let tmp = atomic::reserve(&self.paths.dir, reserved).map_err(|e| {
-            e.with_hint(
-                "free some disk space and try again; nothing was sent, the session is intact",
-            )
-        })?;
-        let _cleanup = crate::interrupt::remove_on_exit(tmp.path().to_path_buf());
-        Ok(FileSlot {
-            _lock: lock,
-            tmp,
-            _cleanup,
-        })
+        let room =
+            atomic::reserve(&self.paths.dir, current.saturating_add(RESERVE)).map_err(|e| {
+                e.with_hint(
+                    "free some disk space and try again; nothing was sent, the session is intact",
+                )
+            })?;
+        Ok(FileSlot { _lock: lock, room })
     }
 
     fn file_delete(&self, key: &str) -> Result<()> {
@@ -323,12 +318,10 @@ const RESERVE: u64 = 16 * 1024;
 /// How often a save after a rotation is tried before the new secret is given up.
 const SAVE_ATTEMPTS: u32 = 3;
 
-/// `credentials.lock`, held, and a temporary file with room for the new `credentials.toml`.
+/// `credentials.lock`, held, and disk space for the new `credentials.toml`.
 struct FileSlot {
     _lock: LockGuard,
-    tmp: tempfile::NamedTempFile,
-    /// A signal that ends the process while the slot is held removes the temporary file.
-    _cleanup: crate::interrupt::RemoveOnExit,
+    room: std::fs::File,
 }
 
 /// Proof that the secret of one context can be saved: made by `Credentials::prepare` before a
@@ -392,29 +385,23 @@ impl SaveSlot<'_> {
 
 impl Credentials<'_> {
     fn save_in_slot(&self, key: &str, secret: &Secret, slot: FileSlot) -> Result<()> {
-        let FileSlot {
-            _lock,
-            mut tmp,
-            _cleanup,
-        } = slot;
+        let FileSlot { _lock, room } = slot;
         let mut entries = self.file_read()?;
         insert(&mut entries, key, secret);
         let text = file_text(&entries)?;
-        let path = self.paths.credentials();
-        let mut attempt = 0;
+        // The reserved room is given back for the write that needs it.
+        drop(room);
+        let mut attempt = 1;
         loop {
-            attempt += 1;
-            match atomic::fill_and_replace(tmp, text.as_bytes(), &path) {
-                Ok(()) => break,
-                Err((back, _)) if attempt < SAVE_ATTEMPTS => {
-                    tmp = back;
+            match atomic::write(&self.paths.credentials(), text.as_bytes()) {
+                Ok(()) => return Ok(()),
+                Err(_) if attempt < SAVE_ATTEMPTS => {
+                    attempt += 1;
                     std::thread::sleep(Duration::from_millis(200));
                 }
-                Err((_, err)) => return Err(err),
+                Err(err) => return Err(err),
             }
         }
-        atomic::remove_abandoned(&self.paths.dir);
-        Ok(())
     }
 }
 

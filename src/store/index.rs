@@ -1,16 +1,17 @@
-//! `cache/config.json`'s successor: a derived, line-based copy of `config.toml` that loads
-//! about twenty times faster than TOML (spec §6: listing 10,000 contexts within 50 ms).
+//! `cache/config.index`: a derived copy of `config.toml` that loads much faster than TOML (spec
+//! §6: listing 10,000 contexts within 50 ms), for read-only commands.
 //!
-//! It is used only while `config.toml` has the fingerprint recorded in its first line (size,
-//! mtime, ctime, inode), and rebuilt whenever it is missing, stale or unreadable, so a hand
-//! edit of `config.toml` always wins. Fields are tab-separated; `\N` is "none", and `\\`,
-//! `\t`, `\n`, `\r` are escaped.
+//! The first line is a header: the fingerprint of the `config.toml` it was built from (size,
+//! mtime, ctime, inode), then the number of contexts, the length of the body and a checksum
+//! of it. The body is the `Config` encoded by serde (JSON), so every field of `Context` is in
+//! the index by construction. An index whose fingerprint does not match `config.toml`, or whose
+//! body is not whole (a torn or truncated write: it is written without fsync), is ignored and
+//! rebuilt, so a hand edit of `config.toml` always wins and a damaged index never shortens the
+//! store. Writers never read it: they parse `config.toml` under the lock.
 
-use std::collections::BTreeMap;
+use super::config::Config;
 
-use super::config::{Config, Context, Method, ProviderDefaults, ProviderKind, Storage};
-
-const MAGIC: &str = "mycli-index-1";
+const MAGIC: &str = "mycli-index-2";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fingerprint {
@@ -45,186 +46,67 @@ impl Fingerprint {
         }
     }
 
-    fn line(&self) -> String {
+    /// The header's first fields, up to and including the tab after the fingerprint.
+    fn prefix(&self) -> String {
         format!(
-            "{MAGIC}\t{}\t{}\t{}\t{}",
+            "{MAGIC}\t{}\t{}\t{}\t{}\t",
             self.len, self.mtime_ns, self.ctime_ns, self.inode
         )
     }
 }
 
 pub fn encode(fingerprint: Fingerprint, config: &Config) -> String {
-    let mut out = String::with_capacity(64 + config.contexts.len() * 256);
-    out.push_str(&fingerprint.line());
-    out.push('\n');
-    let p = &config.provider;
-    push_fields(
-        &mut out,
-        "P",
-        &[
-            p.kind.map(ProviderKind::as_str),
-            p.issuer.as_deref(),
-            p.client_id.as_deref(),
-            p.org_claim.as_deref(),
-            config.current.as_deref(),
-            config.previous.as_deref(),
-        ],
-    );
-    for (key, c) in &config.contexts {
-        push_fields(
-            &mut out,
-            "C",
-            &[
-                Some(key),
-                Some(&c.name),
-                c.organization_name.as_deref(),
-                Some(&c.user_id),
-                c.email.as_deref(),
-                Some(c.provider.as_str()),
-                Some(&c.issuer),
-                Some(&c.client_id),
-                Some(c.method.as_str()),
-                Some(c.storage.as_str()),
-                Some(if c.needs_login { "1" } else { "0" }),
-                c.access_token_expires_at.as_deref(),
-                c.signed_in_at.as_deref(),
-            ],
-        );
-    }
-    out
+    let body = serde_json::to_string(config).unwrap_or_default();
+    format!(
+        "{}{}\t{}\t{:016x}\n{body}",
+        fingerprint.prefix(),
+        config.contexts.len(),
+        body.len(),
+        checksum(body.as_bytes())
+    )
 }
 
 /// Whether an index starting with `head` was built from a file with this fingerprint.
 pub fn header_matches(head: &[u8], fingerprint: Fingerprint) -> bool {
-    let line = fingerprint.line();
-    head.len() > line.len() && head.starts_with(line.as_bytes()) && head[line.len()] == b'\n'
+    head.starts_with(fingerprint.prefix().as_bytes())
 }
 
-/// The config, when `text` is an index of a `config.toml` with this fingerprint.
+/// The config, when `text` is a whole index of a `config.toml` with this fingerprint.
 pub fn decode(text: &str, fingerprint: Fingerprint) -> Option<Config> {
-    let mut lines = text.split('\n');
-    if lines.next()? != fingerprint.line() {
+    let rest = text.strip_prefix(fingerprint.prefix().as_str())?;
+    let (header, body) = rest.split_once('\n')?;
+    let mut fields = header.split('\t');
+    let count: usize = fields.next()?.parse().ok()?;
+    let len: usize = fields.next()?.parse().ok()?;
+    let sum = u64::from_str_radix(fields.next()?, 16).ok()?;
+    if fields.next().is_some() || body.len() != len || checksum(body.as_bytes()) != sum {
         return None;
     }
-    let mut config = Config::default();
-    let [kind, issuer, client_id, org_claim, current, previous] = fields(lines.next()?, "P")?;
-    config.provider = ProviderDefaults {
-        kind: match kind.as_deref() {
-            None => None,
-            Some(k) => Some(ProviderKind::parse(k)?),
-        },
-        issuer,
-        client_id,
-        org_claim,
-    };
-    config.current = current;
-    config.previous = previous;
-    let mut contexts = BTreeMap::new();
-    for line in lines.filter(|l| !l.is_empty()) {
-        let [
-            key,
-            name,
-            organization_name,
-            user_id,
-            email,
-            provider,
-            issuer,
-            client_id,
-            method,
-            storage,
-            needs_login,
-            expires,
-            signed_in,
-        ] = fields(line, "C")?;
-        contexts.insert(
-            key?,
-            Context {
-                name: name?,
-                organization_name,
-                user_id: user_id?,
-                email,
-                provider: ProviderKind::parse(&provider?)?,
-                issuer: issuer?,
-                client_id: client_id?,
-                method: Method::parse(&method?)?,
-                storage: Storage::parse(&storage?)?,
-                needs_login: needs_login.as_deref() == Some("1"),
-                access_token_expires_at: expires,
-                signed_in_at: signed_in,
-            },
-        );
-    }
-    config.contexts = contexts;
-    Some(config)
+    let config: Config = serde_json::from_str(body).ok()?;
+    (config.contexts.len() == count).then_some(config)
 }
 
-fn push_fields(out: &mut String, tag: &str, values: &[Option<&str>]) {
-    out.push_str(tag);
-    for v in values {
-        out.push('\t');
-        match v {
-            None => out.push_str("\\N"),
-            Some(s) => {
-                for ch in s.chars() {
-                    match ch {
-                        '\\' => out.push_str("\\\\"),
-                        '\t' => out.push_str("\\t"),
-                        '\n' => out.push_str("\\n"),
-                        '\r' => out.push_str("\\r"),
-                        c => out.push(c),
-                    }
-                }
-            }
-        }
+/// A fast 64-bit checksum (8 bytes at a time, multiply-rotate as in FxHash): it detects torn
+/// and truncated writes and bit rot, not tampering (the index is derived, not trusted input).
+fn checksum(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut hash = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        hash = (hash.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
     }
-    out.push('\n');
-}
-
-/// The `N` fields of a line tagged `tag`, or `None` when it has another shape.
-fn fields<const N: usize>(line: &str, tag: &str) -> Option<[Option<String>; N]> {
-    let mut parts = line.split('\t');
-    if parts.next()? != tag {
-        return None;
+    for &b in chunks.remainder() {
+        hash = (hash.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
     }
-    let mut ok = true;
-    let out = std::array::from_fn(|_| match parts.next().and_then(unescape) {
-        Some(value) => value,
-        None => {
-            ok = false;
-            None
-        }
-    });
-    (ok && parts.next().is_none()).then_some(out)
-}
-
-fn unescape(field: &str) -> Option<Option<String>> {
-    if field == "\\N" {
-        return Some(None);
-    }
-    if !field.contains('\\') {
-        return Some(Some(field.to_string()));
-    }
-    let mut out = String::with_capacity(field.len());
-    let mut chars = field.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        out.push(match chars.next()? {
-            '\\' => '\\',
-            't' => '\t',
-            'n' => '\n',
-            'r' => '\r',
-            _ => return None,
-        });
-    }
-    Some(Some(out))
+    hash
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::config::{Context, Method, ProviderKind, Storage};
 
     fn sample() -> Config {
         let mut c = Config::default();
@@ -268,8 +150,27 @@ mod tests {
     fn a_stale_or_damaged_index_is_not_used() {
         let text = encode(FP, &sample());
         assert!(decode(&text, Fingerprint { len: 9, ..FP }).is_none());
-        assert!(decode(&text.replace("\tpkce\t", "\tpkcx\t"), FP).is_none());
+        assert!(decode(&text.replace("\"pkce\"", "\"pkcx\""), FP).is_none());
         assert!(decode(&text[..text.len() - 20], FP).is_none());
+    }
+
+    #[test]
+    fn an_index_cut_anywhere_or_with_a_flipped_byte_is_not_used() {
+        let mut c = sample();
+        let mut second = c.contexts["org_a"].clone();
+        second.name = "b".into();
+        c.contexts.insert("org_b".into(), second);
+        let text = encode(FP, &c);
+        assert!(decode(&text, FP).is_some());
+        for cut in 0..text.len() {
+            if text.is_char_boundary(cut) {
+                assert!(decode(&text[..cut], FP).is_none(), "cut at {cut} was used");
+            }
+        }
+        let header = text.find('\n').unwrap();
+        let mut bytes = text.clone().into_bytes();
+        bytes[header + 10] ^= 0x01;
+        assert!(decode(std::str::from_utf8(&bytes).unwrap(), FP).is_none());
     }
 
     proptest::proptest! {

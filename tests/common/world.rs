@@ -122,11 +122,13 @@ impl World {
         v["access_token"].as_str().map(str::to_string)
     }
 
-    /// Moves the cached access token's expiry to `secs` from now.
+    /// Moves the cached access token's expiry to `secs` from now, as a 5-minute token with
+    /// `secs` left.
     pub fn expire_cached_in(&self, key: &str, secs: i64) {
         let path = self.cache_path(key);
         let mut v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         v["expires_at"] = json!(now() + secs);
+        v["issued_at"] = json!(now() + secs - 300);
         std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
     }
 }
