@@ -99,6 +99,11 @@ pub mod testing {
     }
 
     impl TestApp {
+        /// The lock of context `key`, as a command holds it while it writes that session.
+        pub fn lock(&self, key: &str) -> crate::store::lock::ContextLock {
+            crate::session::lock_context(&self.app, key).unwrap()
+        }
+
         /// Stores a signed-in context `key` of the WorkOS-shaped IdP at `issuer`, its refresh
         /// token in `storage` and, when `expires_at` is given, a cached access token.
         pub fn sign_in(&self, issuer: &str, key: &str, storage: Storage, expires_at: Option<i64>) {
@@ -110,12 +115,14 @@ pub mod testing {
                 Storage::Keychain => Preference::Keychain,
             };
             let app = &self.app;
+            let lock = self.lock(key);
             app.credentials()
-                .save(key, &Secret::new(format!("rt-{key}")), pref)
+                .save(&lock, &Secret::new(format!("rt-{key}")), pref)
                 .unwrap();
             if let Some(expires_at) = expires_at {
                 cache::write(
                     &app.paths,
+                    &lock,
                     &CachedToken {
                         key: key.to_string(),
                         expires_at,

@@ -13,8 +13,9 @@ use crate::error::{Error, Kind, Result};
 use crate::interrupt;
 use crate::store::cache::{self, CachedToken};
 use crate::store::credentials::{Preference, SaveSlot};
-use crate::store::lock::LockGuard;
-use crate::store::{Config, ConfigLock, Context, Storage};
+use crate::store::lock::ContextLock;
+use crate::store::write::SessionWrite;
+use crate::store::{Config, Context, Storage};
 use crate::time;
 
 /// A token must be valid this long for `mycli token` to hand it out without refreshing.
@@ -31,11 +32,10 @@ const TERMINAL: &[&str] = &[
 
 /// Takes the context's refresh lock. The wait covers another process's refresh of up to one
 /// full HTTP timeout.
-pub fn lock_context(app: &App, key: &str) -> Result<LockGuard> {
-    app.paths.ensure(Some(&app.paths.locks()))?;
+pub fn lock_context(app: &App, key: &str) -> Result<ContextLock> {
     let wait =
         crate::store::lock_wait() + env::seconds(env::HTTP_TIMEOUT, 30.0) + Duration::from_secs(5);
-    LockGuard::acquire(&app.paths.context_lock(key), wait)
+    ContextLock::acquire(&app.paths, key, wait)
 }
 
 /// A valid access token for `key`: the cached one when it is fresh (and `force` is false),
@@ -59,7 +59,7 @@ pub fn fresh_token_checked(
     key: &str,
     force: bool,
 ) -> Result<(CachedToken, Option<Error>)> {
-    let _lock = lock_context(app, key)?;
+    let lock = lock_context(app, key)?;
     if !force
         && let Some(token) = cache::read(&app.paths, key)
         && token.fresh(app.now(), MARGIN_SECS)
@@ -80,12 +80,12 @@ pub fn fresh_token_checked(
     }
     let creds = app.credentials();
     let Some(refresh_token) = creds.load(key, ctx.storage)? else {
-        mark_needs_login(app, key)?;
+        mark_needs_login(app, &lock)?;
         return Err(needs_login(key, &ctx, "has no stored refresh token"));
     };
     // Everything the save of the rotated secret needs is secured now, while a failure still
     // costs nothing: once the request is sent, the stored secret is spent.
-    let slot = creds.prepare(key, ctx.storage, save_preference(ctx.storage)?)?;
+    let slot = creds.prepare(&lock, ctx.storage, save_preference(ctx.storage)?)?;
     let provider_config = ProviderConfig::of_context(&ctx, &config.provider);
     let org = Context::organization_id(key).map(str::to_string);
     let http = app.http()?;
@@ -100,11 +100,11 @@ pub fn fresh_token_checked(
         Ok((reply, deferred))
     })?;
     match reply {
-        Reply::Ok(session) => save_refreshed(app, key, &ctx, session, slot),
+        Reply::Ok(session) => save_refreshed(app, &lock, &ctx, session, slot),
         Reply::Refused(err) if TERMINAL.iter().any(|c| err.is(c)) => {
             drop(slot);
-            mark_needs_login(app, key)?;
-            let _ = creds.delete(key, ctx.storage);
+            mark_needs_login(app, &lock)?;
+            let _ = creds.delete(&lock, ctx.storage);
             Err(needs_login(
                 key,
                 &ctx,
@@ -131,33 +131,37 @@ fn save_preference(storage: Storage) -> Result<Preference> {
     })
 }
 
-/// Saves a refresh's result: the rotated refresh token before anything else. When it cannot
-/// be saved, the token is still returned (it works until it expires) with the error.
+/// Saves a refresh's result in the one write order (`SessionWrite`): the rotated refresh
+/// token, the access token, then the expiry in config.toml. When the secret cannot be saved,
+/// the token is still cached and returned (it works until it expires) with the error.
 fn save_refreshed(
     app: &App,
-    key: &str,
+    lock: &ContextLock,
     ctx: &Context,
     session: Session,
     slot: SaveSlot,
 ) -> Result<(CachedToken, Option<Error>)> {
+    let key = lock.key();
+    let (secret_done, saved) =
+        SessionWrite::new(&app.paths, lock).secret(|_| match &session.refresh_token {
+            Some(rotated) => slot.save(rotated).map(Some),
+            None => Ok(None),
+        });
     let mut storage = ctx.storage;
     let mut unsaved = None;
-    if let Some(rotated) = &session.refresh_token {
-        match slot.save(rotated) {
-            Ok(saved) => {
-                if let Some(why) = &saved.fallback_reason {
-                    app.ui.warn(&format!(
-                        "{why}; the refresh token of {:?} is now stored in {} (0600)",
-                        ctx.name,
-                        app.paths.credentials().display()
-                    ));
-                }
-                storage = saved.storage;
+    match saved {
+        Ok(Some(saved)) => {
+            if let Some(why) = &saved.fallback_reason {
+                app.ui.warn(&format!(
+                    "{why}; the refresh token of {:?} is now stored in {} (0600)",
+                    ctx.name,
+                    app.paths.credentials().display()
+                ));
             }
-            Err(err) => unsaved = Some(lost_session(key, ctx, &err, session.expires_at)),
+            storage = saved.storage;
         }
-    } else {
-        drop(slot);
+        Ok(None) => {}
+        Err(err) => unsaved = Some(lost_session(key, ctx, &err, session.expires_at)),
     }
     if let Some(org) = Context::organization_id(key)
         && session.organization_id.as_deref() != Some(org)
@@ -176,7 +180,8 @@ fn save_refreshed(
     };
     // The token works whether or not it is cached: a cache that cannot be written only costs
     // the next call a refresh.
-    if let Err(err) = cache::write(&app.paths, &token)
+    let (cache_done, cached) = secret_done.cache(&token);
+    if let Err(err) = cached
         && unsaved.is_none()
     {
         app.ui.warn(&format!(
@@ -189,7 +194,16 @@ fn save_refreshed(
     }
     // The session is saved; config.toml only learns the new expiry (and where the secret went
     // after a keychain fallback). A store locked by a hung process must not fail the caller.
-    if let Err(err) = record_refresh(app, key, token.expires_at, storage) {
+    let recorded = cache_done.update_config(|config| match config.contexts.get_mut(key) {
+        Some(c) => {
+            c.access_token_expires_at = Some(time::rfc3339(token.expires_at));
+            c.storage = storage;
+            c.needs_login = false;
+            true
+        }
+        None => false,
+    });
+    if let Err(err) = recorded {
         app.ui.warn(&format!(
             "the token was refreshed, but config.toml was not updated: {}",
             err.message
@@ -210,30 +224,20 @@ fn lost_session(key: &str, ctx: &Context, err: &Error, expires_at: i64) -> Error
     .with_hint(format!("fix the cause above, then {}", login_command(key)))
 }
 
-fn record_refresh(app: &App, key: &str, expires_at: i64, storage: Storage) -> Result<()> {
-    let lock = ConfigLock::acquire(&app.paths)?;
-    let mut config = lock.load()?;
-    if let Some(c) = config.contexts.get_mut(key) {
-        c.access_token_expires_at = Some(time::rfc3339(expires_at));
-        c.storage = storage;
-        c.needs_login = false;
-        lock.save(&config)?;
-    }
-    Ok(())
-}
-
-/// Marks a context as needing a new login; it stays in the store.
-pub fn mark_needs_login(app: &App, key: &str) -> Result<()> {
-    cache::remove(&app.paths, key);
-    let lock = ConfigLock::acquire(&app.paths)?;
-    let mut config = lock.load()?;
-    if let Some(c) = config.contexts.get_mut(key)
-        && !c.needs_login
-    {
-        c.needs_login = true;
-        lock.save(&config)?;
-    }
-    Ok(())
+/// Marks a context as needing a new login; it stays in the store. Its cached token goes.
+pub fn mark_needs_login(app: &App, lock: &ContextLock) -> Result<()> {
+    let key = lock.key();
+    SessionWrite::new(&app.paths, lock)
+        .secret(|_| Ok(()))
+        .0
+        .uncache()
+        .update_config(|config| match config.contexts.get_mut(key) {
+            Some(c) if !c.needs_login => {
+                c.needs_login = true;
+                true
+            }
+            _ => false,
+        })
 }
 
 /// Exit 4, with the exact command that signs in again.
@@ -372,7 +376,10 @@ mod tests {
     fn no_stored_secret_means_a_new_login() {
         let idp = idp(rotated());
         let t = signed_in(&idp, Storage::Keychain, None);
-        t.app.credentials().delete(KEY, Storage::Keychain).unwrap();
+        t.app
+            .credentials()
+            .delete(&t.lock(KEY), Storage::Keychain)
+            .unwrap();
         let err = fresh_token(&t.app, KEY, false).unwrap_err();
         assert_eq!(err.kind, Kind::NeedsLogin);
         assert!(t.context(KEY).unwrap().needs_login);

@@ -10,8 +10,9 @@ use crate::cli::LoginArgs;
 use crate::env;
 use crate::error::{Error, Result};
 use crate::session;
-use crate::store::cache::{self, CachedToken};
+use crate::store::cache::CachedToken;
 use crate::store::credentials::Preference;
+use crate::store::write::SessionWrite;
 use crate::store::{self, Config, ConfigLock, Context, Method, NO_ORG_KEY, ProviderKind};
 use crate::time;
 
@@ -397,7 +398,7 @@ fn save(
             .with_hint("the client must be allowed the offline_access scope / refresh tokens")
     })?;
 
-    let _context_lock = session::lock_context(app, &key)?;
+    let context_lock = session::lock_context(app, &key)?;
     // The store lock comes before any secret is written: a login that cannot take it (a hung
     // mycli holds it) or whose name was taken meanwhile must leave no orphaned secret behind.
     let lock = ConfigLock::acquire(&app.paths)?;
@@ -413,8 +414,18 @@ fn save(
         (None, Some(ctx)) => ctx.name.clone(),
         (None, None) => config.unique_name(&default_name(&key, &session), &key),
     };
+    // The one write order (`SessionWrite`): the secret, the cached token, then config.toml.
     let creds = app.credentials();
-    let saved = creds.save(&key, &refresh_token, pref)?;
+    let (secret_done, saved) = SessionWrite::new(&app.paths, &context_lock).secret(|lock| {
+        let saved = creds.save(lock, &refresh_token, pref)?;
+        if let Some(old) = &existing
+            && old.storage != saved.storage
+        {
+            let _ = creds.delete(lock, old.storage);
+        }
+        Ok(saved)
+    });
+    let saved = saved?;
     if let Some(why) = &saved.fallback_reason {
         app.ui.warn(&format!(
             "{why}; the refresh token is stored in {} (0600) instead of the OS keychain",
@@ -426,20 +437,13 @@ fn save(
             app.paths.credentials().display()
         ));
     }
-    cache::write(
-        &app.paths,
-        &CachedToken {
-            key: key.clone(),
-            expires_at: session.expires_at,
-            access_token: session.access_token.clone(),
-            issued_at: Some(app.now()),
-        },
-    )?;
-    if let Some(old) = &existing
-        && old.storage != saved.storage
-    {
-        let _ = creds.delete(&key, old.storage);
-    }
+    let (cache_done, cached) = secret_done.cache(&CachedToken {
+        key: key.clone(),
+        expires_at: session.expires_at,
+        access_token: session.access_token.clone(),
+        issued_at: Some(app.now()),
+    });
+    cached?;
     let ctx = Context {
         name: name.clone(),
         organization_name: session
@@ -459,7 +463,7 @@ fn save(
     };
     config.contexts.insert(key.clone(), ctx);
     config.set_current(&key);
-    lock.save(&config)?;
+    cache_done.config(&lock, &config)?;
 
     app.ui.say(&format!(
         "Signed in to {} as {} with {}. Context {name:?} is now current.",

@@ -5,7 +5,8 @@ use crate::error::{Error, Result};
 use crate::session;
 use crate::store::cache;
 use crate::store::credentials;
-use crate::store::{Config, ConfigLock, Context, ProviderKind, Storage};
+use crate::store::write::SessionWrite;
+use crate::store::{Config, Context, ProviderKind, Storage};
 
 pub fn run(app: &App, args: LogoutArgs) -> Result<()> {
     let config = Config::load(&app.paths)?;
@@ -14,29 +15,19 @@ pub fn run(app: &App, args: LogoutArgs) -> Result<()> {
         app.ui.say("No contexts to log out of.");
         return Ok(());
     }
-    let mut failed = None;
-    for key in keys {
-        if let Err(err) = logout_one(app, &config, &key) {
-            if failed.is_some() || args.all {
-                app.ui.error(&err);
-            }
-            failed = Some(err);
-        }
-    }
-    match failed {
-        Some(err) if !args.all => Err(err),
-        Some(_) => Err(Error::failure(
-            "some contexts could not be logged out of (see above)",
-        )),
-        None => Ok(()),
-    }
+    super::for_each_context(
+        app,
+        &keys,
+        "some contexts could not be logged out of (see above)",
+        |key| logout_one(app, &config, key),
+    )
 }
 
 fn logout_one(app: &App, config: &Config, key: &str) -> Result<()> {
     let Some(ctx) = config.contexts.get(key) else {
         return Err(config.unknown(key));
     };
-    let _lock = session::lock_context(app, key)?;
+    let context_lock = session::lock_context(app, key)?;
     let creds = app.credentials();
     let refresh_token = creds.load(key, ctx.storage).unwrap_or(None);
     let cached = cache::read(&app.paths, key);
@@ -51,7 +42,10 @@ fn logout_one(app: &App, config: &Config, key: &str) -> Result<()> {
 
     // A refresh token that could not be deleted keeps its context: removing the context would
     // leave a working secret that no command can reach.
-    if let Err(e) = creds.delete(key, ctx.storage) {
+    // The one write order (`SessionWrite`): the secret, the cached token, then config.toml.
+    let (secret_done, deleted) =
+        SessionWrite::new(&app.paths, &context_lock).secret(|lock| creds.delete(lock, ctx.storage));
+    if let Err(e) = deleted {
         let ended = match server_end {
             Ok(()) => "the session was ended at the identity provider, but ",
             Err(_) => "",
@@ -73,12 +67,9 @@ fn logout_one(app: &App, config: &Config, key: &str) -> Result<()> {
             ctx.name
         )));
     }
-    cache::remove(&app.paths, key);
-    let lock = ConfigLock::acquire(&app.paths)?;
-    let mut fresh = lock.load()?;
-    fresh.remove(key);
-    lock.save(&fresh)?;
-    drop(lock);
+    secret_done
+        .uncache()
+        .update_config(|fresh| fresh.remove(key).is_some())?;
 
     match server_end {
         Ok(()) if ctx.needs_login => app.ui.say(&format!(
@@ -171,7 +162,7 @@ mod tests {
                 access_token: Secret::new(jwt),
                 issued_at: None,
             };
-            cache::write(&t.app.paths, &token).unwrap();
+            cache::write(&t.app.paths, &t.lock(KEY), &token).unwrap();
         }
         t
     }
@@ -224,7 +215,7 @@ mod tests {
     fn a_context_that_needs_login_is_not_ended_again() {
         let idp = Idp::start(|_| (200, "{}".into()));
         let t = signed_in(&idp, Some("session_1"));
-        crate::session::mark_needs_login(&t.app, KEY).unwrap();
+        crate::session::mark_needs_login(&t.app, &t.lock(KEY)).unwrap();
         logout(&t).unwrap();
         assert!(idp.calls("/").is_empty());
         assert_forgotten(&t);

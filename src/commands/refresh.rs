@@ -1,6 +1,6 @@
 use crate::app::App;
 use crate::cli::RefreshArgs;
-use crate::error::{Error, Kind, Result};
+use crate::error::Result;
 use crate::session;
 use crate::store::Config;
 use crate::time;
@@ -12,38 +12,23 @@ pub fn run(app: &App, args: RefreshArgs) -> Result<()> {
         app.ui.say("No contexts to refresh.");
         return Ok(());
     }
-    let mut worst: Option<Error> = None;
-    for key in &keys {
-        let name = &config.contexts[key].name;
-        // A refresh whose rotated secret was lost fails `refresh`, whose point is the session.
-        let refreshed =
-            session::fresh_token_checked(app, key, true).and_then(|(token, lost)| match lost {
-                Some(err) => Err(err),
-                None => Ok(token),
-            });
-        match refreshed {
-            Ok(token) => app.ui.say(&format!(
+    super::for_each_context(
+        app,
+        &keys,
+        "some contexts could not be refreshed (see above)",
+        |key| {
+            let name = &config.contexts[key].name;
+            // A refresh whose rotated secret was lost fails `refresh`, whose point is the
+            // session.
+            let (token, lost) = session::fresh_token_checked(app, key, true)?;
+            if let Some(err) = lost {
+                return Err(err);
+            }
+            app.ui.say(&format!(
                 "Refreshed {name:?}; the access token expires {}.",
                 time::relative(token.expires_at, app.now())
-            )),
-            Err(err) if keys.len() == 1 => return Err(err),
-            Err(err) => {
-                app.ui.error(&err);
-                let replace = match &worst {
-                    None => true,
-                    Some(w) => w.kind != Kind::NeedsLogin && err.kind == Kind::NeedsLogin,
-                };
-                if replace {
-                    worst = Some(err);
-                }
-            }
-        }
-    }
-    match worst {
-        None => Ok(()),
-        Some(err) => Err(Error::new(
-            err.kind,
-            "some contexts could not be refreshed (see above)",
-        )),
-    }
+            ));
+            Ok(())
+        },
+    )
 }

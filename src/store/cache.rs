@@ -3,8 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::lock::ContextLock;
 use super::{Paths, atomic};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,7 +43,15 @@ pub fn read(paths: &Paths, key: &str) -> Option<CachedToken> {
     (token.key == key).then_some(token)
 }
 
-pub fn write(paths: &Paths, token: &CachedToken) -> Result<()> {
+/// Writes the cached token of the context whose lock is held (see `store::write`).
+pub fn write(paths: &Paths, lock: &ContextLock, token: &CachedToken) -> Result<()> {
+    if token.key != lock.key() {
+        return Err(Error::failure(format!(
+            "refusing to cache a token of {:?} under the lock of {:?} (a bug in mycli)",
+            token.key,
+            lock.key()
+        )));
+    }
     paths.ensure(Some(&paths.tokens()))?;
     let bytes = serde_json::to_vec(token).unwrap_or_default();
     atomic::write(&paths.token_cache(&token.key), &bytes)?;
@@ -52,7 +61,8 @@ pub fn write(paths: &Paths, token: &CachedToken) -> Result<()> {
 
 /// Removes the cached token of `key`, and only of `key`: a file holding another context's
 /// token is left alone.
-pub fn remove(paths: &Paths, key: &str) {
+pub fn remove(paths: &Paths, lock: &ContextLock) {
+    let key = lock.key();
     remove_if_owned(&paths.token_cache(key), key);
     remove_legacy(paths, key);
 }

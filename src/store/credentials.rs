@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::lock::LockGuard;
+use super::lock::{ContextLock, LockGuard};
 use super::{Paths, Storage, atomic};
 use crate::env;
 use crate::error::{Error, Result};
@@ -103,7 +103,8 @@ impl<'a> Credentials<'a> {
     }
 
     /// Saves the refresh token of `key`. `Auto` tries the keychain first.
-    pub fn save(&self, key: &str, secret: &Secret, pref: Preference) -> Result<Saved> {
+    pub fn save(&self, lock: &ContextLock, secret: &Secret, pref: Preference) -> Result<Saved> {
+        let key = lock.key();
         if pref == Preference::File {
             self.file_save(key, secret)?;
             return Ok(Saved {
@@ -163,7 +164,8 @@ impl<'a> Credentials<'a> {
     }
 
     /// Removes the refresh token of `key` from `storage`; a missing one is fine.
-    pub fn delete(&self, key: &str, storage: Storage) -> Result<()> {
+    pub fn delete(&self, lock: &ContextLock, storage: Storage) -> Result<()> {
+        let key = lock.key();
         match storage {
             Storage::File => self.file_delete(key),
             Storage::Keychain => keychain(self.keychain, &self.account(key), |entry| {
@@ -251,7 +253,13 @@ impl<'a> Credentials<'a> {
     /// the current one: for the file, `credentials.lock` (held until the save) and a temporary
     /// file in the store directory with room for the new secret; for the keychain, a keychain
     /// that answers (`load` just read the entry within the keychain timeout).
-    pub fn prepare(&self, key: &str, storage: Storage, pref: Preference) -> Result<SaveSlot<'a>> {
+    pub fn prepare(
+        &self,
+        lock: &ContextLock,
+        storage: Storage,
+        pref: Preference,
+    ) -> Result<SaveSlot<'a>> {
+        let key = lock.key();
         let file = match (storage, pref) {
             (Storage::File, _) | (_, Preference::File) => Some(self.file_slot()?),
             (Storage::Keychain, _) => None,
@@ -497,12 +505,56 @@ mod tests {
     const KEY: &str = "org_acme";
 
     #[test]
+    fn a_keychain_save_after_the_rotation_is_tried_again() {
+        let t = testing::app();
+        let lock = t.lock(KEY);
+        let creds = t.app.credentials();
+        let slot = creds
+            .prepare(&lock, Storage::Keychain, Preference::Keychain)
+            .unwrap();
+        testing::fail_next_keychain_call(&t, KEY);
+        let saved = slot.save(&Secret::new("rotated")).unwrap();
+        assert_eq!(saved.storage, Storage::Keychain);
+        let kept = creds.load(KEY, Storage::Keychain).unwrap().unwrap();
+        assert_eq!(kept.expose(), "rotated");
+    }
+
+    #[test]
+    fn a_file_slot_holds_the_credentials_lock_until_the_save() {
+        let t = testing::app();
+        let lock = t.lock(KEY);
+        let creds = t.app.credentials();
+        let slot = creds
+            .prepare(&lock, Storage::File, Preference::File)
+            .unwrap();
+        let other = LockGuard::acquire(
+            &t.app.paths.locks().join("credentials.lock"),
+            Duration::from_millis(10),
+        );
+        assert!(
+            other.is_err(),
+            "credentials.lock was free while a save was pending"
+        );
+        slot.save(&Secret::new("rotated")).unwrap();
+        let kept = creds.load(KEY, Storage::File).unwrap().unwrap();
+        assert_eq!(kept.expose(), "rotated");
+        // No temporary file is left in the store directory.
+        let names: Vec<String> = std::fs::read_dir(&t.app.paths.dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".tmp"))
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
+    }
+
+    #[test]
     fn auto_falls_back_to_the_file_when_the_keychain_fails() {
         let t = testing::app();
+        let lock = t.lock(KEY);
         testing::fail_next_keychain_call(&t, KEY);
         let creds = t.app.credentials();
         let saved = creds
-            .save(KEY, &Secret::new("rt"), Preference::Auto)
+            .save(&lock, &Secret::new("rt"), Preference::Auto)
             .unwrap();
         assert_eq!(saved.storage, Storage::File);
         let why = saved.fallback_reason.unwrap();
@@ -517,10 +569,11 @@ mod tests {
     #[test]
     fn keychain_only_refuses_instead_of_falling_back() {
         let t = testing::app();
+        let lock = t.lock(KEY);
         testing::fail_next_keychain_call(&t, KEY);
         let creds = t.app.credentials();
         let err = creds
-            .save(KEY, &Secret::new("rt"), Preference::Keychain)
+            .save(&lock, &Secret::new("rt"), Preference::Keychain)
             .unwrap_err();
         assert!(err.message.contains("locked"), "{}", err.message);
         assert!(err.hint.unwrap().contains(env::CREDENTIAL_STORE));
@@ -530,12 +583,13 @@ mod tests {
     #[test]
     fn a_keychain_save_removes_a_stale_copy_from_the_file() {
         let t = testing::app();
+        let lock = t.lock(KEY);
         let creds = t.app.credentials();
         creds
-            .save(KEY, &Secret::new("old"), Preference::File)
+            .save(&lock, &Secret::new("old"), Preference::File)
             .unwrap();
         let saved = creds
-            .save(KEY, &Secret::new("new"), Preference::Auto)
+            .save(&lock, &Secret::new("new"), Preference::Auto)
             .unwrap();
         assert_eq!(saved.storage, Storage::Keychain);
         assert!(creds.load(KEY, Storage::File).unwrap().is_none());
@@ -546,9 +600,10 @@ mod tests {
     #[test]
     fn a_failing_read_or_delete_says_what_to_do() {
         let t = testing::app();
+        let lock = t.lock(KEY);
         let creds = t.app.credentials();
         creds
-            .save(KEY, &Secret::new("rt"), Preference::Keychain)
+            .save(&lock, &Secret::new("rt"), Preference::Keychain)
             .unwrap();
         testing::fail_next_keychain_call(&t, KEY);
         let err = creds.load(KEY, Storage::Keychain).unwrap_err();
@@ -558,7 +613,7 @@ mod tests {
             Some("unlock the keychain and try again")
         );
         testing::fail_next_keychain_call(&t, KEY);
-        let err = creds.delete(KEY, Storage::Keychain).unwrap_err();
+        let err = creds.delete(&lock, Storage::Keychain).unwrap_err();
         assert!(
             err.message
                 .starts_with("could not remove the refresh token")

@@ -64,3 +64,27 @@ impl Drop for LockGuard {
         let _ = self.file.unlock();
     }
 }
+
+/// Proof that one context's lock is held: what writing that context's secret or cached token
+/// requires (`Credentials::save`, `cache::write`), so they cannot be written without it.
+#[derive(Debug)]
+pub struct ContextLock {
+    _guard: LockGuard,
+    key: String,
+}
+
+impl ContextLock {
+    /// Waits at most `wait` for the lock of context `key`.
+    pub fn acquire(paths: &super::Paths, key: &str, wait: Duration) -> Result<ContextLock> {
+        paths.ensure(Some(&paths.locks()))?;
+        Ok(ContextLock {
+            _guard: LockGuard::acquire(&paths.context_lock(key), wait)?,
+            key: key.to_string(),
+        })
+    }
+
+    /// The context key this lock belongs to.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
