@@ -120,14 +120,40 @@ pub fn state(ctx: &Context) -> &'static str {
     }
 }
 
-/// Prints the kubectl-like table of `mycli contexts`: left-aligned columns three spaces apart,
-/// no trailing blanks, sorted by name. Streamed, borrowing from the store.
+/// Prints the kubectl-like table of `mycli contexts`, rendered by comfy-table: borderless
+/// columns three spaces apart, no trailing blanks, sorted by name, aligned by display width
+/// (wide CJK characters and emoji take two columns). On a terminal the table is fitted to its
+/// width: the widest cells are cut with `…`, rows never wrap. Piped, it is never cut.
 pub fn contexts_table(config: &Config) -> Result<()> {
+    const HEADER: [&str; 5] = ["CURRENT", "NAME", "ORGANIZATION", "USER", "STATE"];
     let mut contexts: Vec<(&String, &Context)> = config.contexts.iter().collect();
     contexts.sort_unstable_by(|a, b| a.1.name.cmp(&b.1.name));
-    let row = |i: usize| -> [&str; 5] {
-        let (key, ctx) = contexts[i];
-        [
+    let width = terminal_width();
+    let one_line = |cells: Vec<&str>| {
+        let mut row = comfy_table::Row::from(cells);
+        if width.is_some() {
+            row.max_height(1);
+        }
+        row
+    };
+
+    let mut table = comfy_table::Table::new();
+    table
+        .load_style(comfy_table::presets::NOTHING)
+        .set_header(one_line(HEADER.to_vec()));
+    match width {
+        Some(w) => {
+            table
+                .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+                .set_width(w)
+                .set_truncation_indicator("…");
+        }
+        None => {
+            table.set_content_arrangement(comfy_table::ContentArrangement::Disabled);
+        }
+    }
+    for (key, ctx) in contexts {
+        table.add_row(one_line(vec![
             if config.current.as_ref() == Some(key) {
                 "*"
             } else {
@@ -140,27 +166,40 @@ pub fn contexts_table(config: &Config) -> Result<()> {
             },
             ctx.email.as_deref().unwrap_or(&ctx.user_id),
             state(ctx),
-        ]
-    };
-    const HEADER: [&str; 5] = ["CURRENT", "NAME", "ORGANIZATION", "USER", "STATE"];
-    let mut widths = HEADER.map(|h| h.chars().count());
-    for i in 0..contexts.len() {
-        for (w, cell) in widths.iter_mut().zip(row(i)) {
-            *w = (*w).max(cell.chars().count());
+        ]));
+    }
+    let last = table.column_count().saturating_sub(1);
+    for (i, column) in table.column_iter_mut().enumerate() {
+        let gutter = if i < last { 3 } else { 0 };
+        column.set_padding((0, gutter));
+        if width.is_some() {
+            // Headings stay whole; the widest cells (emails, organizations) give way first.
+            let heading = match HEADER.get(i) {
+                Some(&"STATE") => "needs login".len(),
+                Some(h) => h.len(),
+                None => 0,
+            } + usize::from(gutter);
+            column.set_constraint(comfy_table::ColumnConstraint::LowerBoundary(
+                comfy_table::Width::Fixed(u16::try_from(heading).unwrap_or(0)),
+            ));
         }
     }
+
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
-    let mut line = String::new();
-    for cells in std::iter::once(HEADER).chain((0..contexts.len()).map(row)) {
-        line.clear();
-        for (i, cell) in cells.iter().enumerate() {
-            line.push_str(cell);
-            if i + 1 < cells.len() {
-                let pad = widths[i] - cell.chars().count() + 3;
-                line.extend(std::iter::repeat_n(' ', pad));
-            }
-        }
+    for line in table.lines() {
         writeln!(out, "{}", line.trim_end()).map_err(stdout_error)?;
     }
     out.flush().map_err(stdout_error)
+}
+
+/// The width of the terminal stdout is, or `None` when stdout is not a terminal.
+fn terminal_width() -> Option<u16> {
+    use std::io::IsTerminal;
+    let stdout = std::io::stdout();
+    if !stdout.is_terminal() {
+        return None;
+    }
+    terminal_size::terminal_size_of(&stdout)
+        .map(|(w, _)| w.0)
+        .filter(|w| *w > 0)
 }

@@ -217,3 +217,136 @@ fn a_context_named_after_its_id_says_how_to_rename_it() {
     run.ok();
     assert!(!run.stderr.contains("mycli rename"), "{}", run.stderr);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 4. The table
+// ---------------------------------------------------------------------------------------------
+
+/// Display width as a terminal shows it: CJK and emoji take two columns.
+fn display_width(text: &str) -> usize {
+    text.chars()
+        .map(|c| match c as u32 {
+            0x1100..=0x115F | 0x2E80..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF => 2,
+            0xFF00..=0xFF60 | 0x1F300..=0x1FAFF => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
+/// The display column where each line's `field`-th whitespace-separated field starts.
+fn field_columns(text: &str, field: usize) -> Vec<usize> {
+    text.lines()
+        .map(|line| {
+            let mut col = 0;
+            let mut seen = 0;
+            let mut in_word = false;
+            for c in line.chars() {
+                if c == ' ' {
+                    in_word = false;
+                } else if !in_word {
+                    in_word = true;
+                    seen += 1;
+                    if seen == field {
+                        return col;
+                    }
+                }
+                col += display_width(&c.to_string());
+            }
+            usize::MAX
+        })
+        .collect()
+}
+
+fn wide_store() -> Sandbox {
+    let sb = Sandbox::new();
+    let long_email =
+        "alice.with.a.really.long.email.address.for.testing@subsidiary.example-corporation.com";
+    let mut text = String::from("current = \"org_cjk\"\n\n");
+    text.push_str(&context_toml("org_cjk", "日本支社").replace(
+        "email = \"日本支社@example.com\"",
+        &format!("email = \"{long_email}\"\norganization-name = \"Acme Corp\""),
+    ));
+    text.push_str(&context_toml("org_emoji", "globex🚀"));
+    text.push_str(&context_toml("org_plain", "initech"));
+    sb.write_config(&text);
+    sb
+}
+
+/// Runs `mycli ARGS` on a terminal of `cols` columns; what the terminal showed.
+fn on_terminal(sb: &Sandbox, cols: u16, args: &str) -> String {
+    let out = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("stty rows 24 cols {cols}; '{BIN}' {args}"),
+            "/dev/null",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", sb.tmp.path())
+        .env("LANG", "C.UTF-8")
+        .envs(sb.env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script(1) from util-linux runs the binary on a terminal");
+    assert_eq!(out.status.code(), Some(0));
+    String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n")
+}
+
+#[test]
+fn the_table_aligns_wide_characters_by_display_width() {
+    let sb = wide_store();
+    let run = sb.run(&["contexts"]);
+    run.ok();
+    // Without the `*` column's marker, ORGANIZATION is the second field of every row but the
+    // current one (third there); all start at the same display column.
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", run.stdout);
+    let org_col = |line: &str| {
+        let field = if line.starts_with('*') || line.starts_with("CURRENT") {
+            3
+        } else {
+            2
+        };
+        field_columns(line, field)[0]
+    };
+    let cols: Vec<usize> = lines.iter().map(|l| org_col(l)).collect();
+    assert!(
+        cols.iter().all(|c| *c == cols[0]),
+        "{cols:?}\n{}",
+        run.stdout
+    );
+    // Piped, nothing is cut and nothing trails.
+    assert!(!run.stdout.contains('…'), "{}", run.stdout);
+    assert!(run.stdout.contains("subsidiary.example-corporation.com"));
+    assert!(lines.iter().all(|l| !l.ends_with(' ')), "{}", run.stdout);
+}
+
+#[test]
+fn on_a_narrow_terminal_the_table_is_cut_to_fit_never_wrapped() {
+    let sb = wide_store();
+    let text = on_terminal(&sb, 60, "contexts");
+    let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 4, "one line per row, no wrapping:\n{text}");
+    for line in &lines {
+        assert!(
+            display_width(line) <= 60,
+            "{line:?} is wider than 60:\n{text}"
+        );
+    }
+    assert!(text.contains('…'), "{text}");
+    assert!(
+        lines[0].starts_with("CURRENT") && lines[0].contains("ORGANIZATION"),
+        "{text}"
+    );
+    assert!(
+        text.contains("needs login") || text.contains("signed in"),
+        "{text}"
+    );
+    // A wide terminal shows everything.
+    let wide = on_terminal(&sb, 250, "contexts");
+    assert!(!wide.contains('…'), "{wide}");
+    assert!(
+        wide.contains("subsidiary.example-corporation.com"),
+        "{wide}"
+    );
+}
