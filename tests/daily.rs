@@ -350,3 +350,49 @@ fn on_a_narrow_terminal_the_table_is_cut_to_fit_never_wrapped() {
         "{wide}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// 6. Logout of the current context
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn logout_of_the_current_context_says_none_is_current_and_how_to_pick_one() {
+    let sb = Sandbox::new();
+    // Sessions the IdP already ended: logout needs no network.
+    let ended = |key: &str, name: &str| {
+        context_toml(key, name).replace(
+            "storage = \"file\"\n",
+            "storage = \"file\"\nneeds-login = true\n",
+        )
+    };
+    let mut text = String::from("current = \"org_a\"\nprevious = \"org_b\"\n\n");
+    text.push_str(&ended("org_a", "alpha"));
+    text.push_str(&ended("org_b", "beta"));
+    text.push_str(&ended("org_c", "gamma"));
+    sb.write_config(&text);
+
+    // Not the current one: nothing to say about it.
+    let run = sb.run(&["logout", "gamma"]);
+    run.ok();
+    assert!(!run.stderr.contains("current"), "{}", run.stderr);
+
+    let run = sb.run(&["logout"]);
+    run.ok();
+    assert!(
+        run.stderr.contains("No context is current now")
+            && run.stderr.contains("`mycli switch beta`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stdout, "");
+    sb.run(&["current"]).code(1);
+    // The printed command works as printed.
+    sb.run(&["switch", "beta"]).ok();
+    let run = sb.run(&["logout"]);
+    run.ok();
+    assert!(
+        run.stderr.contains("No context is left") && run.stderr.contains("mycli login"),
+        "{}",
+        run.stderr
+    );
+}

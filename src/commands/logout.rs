@@ -19,11 +19,11 @@ pub fn run(app: &App, args: LogoutArgs) -> Result<()> {
         app,
         &keys,
         "some contexts could not be logged out of (see above)",
-        |key| logout_one(app, &config, key),
+        |key| logout_one(app, &config, key, !args.all),
     )
 }
 
-fn logout_one(app: &App, config: &Config, key: &str) -> Result<()> {
+fn logout_one(app: &App, config: &Config, key: &str, say_what_is_current: bool) -> Result<()> {
     let Some(ctx) = config.contexts.get(key) else {
         return Err(config.unknown(key));
     };
@@ -67,9 +67,14 @@ fn logout_one(app: &App, config: &Config, key: &str) -> Result<()> {
             ctx.name
         )));
     }
-    secret_done
-        .uncache()
-        .update_config(|fresh| fresh.remove(key).is_some())?;
+    let mut was_current = false;
+    let mut left = None;
+    secret_done.uncache().update_config(|fresh| {
+        was_current = fresh.current.as_deref() == Some(key);
+        let removed = fresh.remove(key).is_some();
+        left = Some(no_current_now(fresh));
+        removed
+    })?;
 
     match server_end {
         Ok(()) if ctx.needs_login => app.ui.say(&format!(
@@ -88,7 +93,27 @@ fn logout_one(app: &App, config: &Config, key: &str) -> Result<()> {
             ));
         }
     }
+    if let (true, true, Some(left)) = (was_current, say_what_is_current, left) {
+        app.ui.say(&left);
+    }
     Ok(())
+}
+
+/// Logging out of the current context leaves none current: say so, with the command that
+/// picks another (the previous context when there is one).
+fn no_current_now(config: &Config) -> String {
+    let next = config
+        .previous
+        .as_ref()
+        .and_then(|k| config.contexts.get(k))
+        .or_else(|| config.contexts.values().min_by(|a, b| a.name.cmp(&b.name)));
+    match next {
+        Some(ctx) => format!(
+            "No context is current now; pick one with `mycli switch {}` (`mycli contexts` lists them).",
+            ctx.name
+        ),
+        None => "No context is left; sign in with `mycli login --org ORG_ID`.".to_string(),
+    }
 }
 
 /// Ends the session at the IdP: WorkOS session logout with the `sid` claim, OIDC RFC 7009
