@@ -280,6 +280,19 @@ impl E2e {
     }
 
     /// The refresh token `credentials.toml` holds for a context key.
+    /// Moves the cached 5 s token of `key` into its last second: the next `token` refreshes.
+    fn in_last_second(&self, key: &str) {
+        let path = self.sb.token_file(key);
+        let mut v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        v["issued_at"] = serde_json::json!(now - 4);
+        v["expires_at"] = serde_json::json!(now + 1);
+        std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    }
+
     fn stored_refresh_token(&self, key: &str) -> Option<String> {
         stored_refresh_token(&self.sb.path("credentials.toml"), key)
     }
@@ -479,8 +492,8 @@ fn device_login_on_the_providers_page_beside_a_browser_login() {
 
 #[test]
 fn token_is_cached_while_valid_and_refresh_rotates_at_the_provider() {
-    // Two providers: org_acme's issues 300 s tokens, org_globex's 5 s tokens (always inside
-    // mycli's 60 s margin, so every `token` refreshes).
+    // Two providers: org_acme's issues 300 s tokens, org_globex's 5 s tokens (refreshed in the
+    // second half of their life: the margin is min(60 s, half the lifetime)).
     let e = E2e::start(&[]);
     let short = Idp::start_oidc_provider(&[("OIDC_ACCESS_TTL", "5")]);
     let (run, _) = e.browser_login(&[], &["login", "--org", "org_acme"]);
@@ -517,10 +530,12 @@ fn token_is_cached_while_valid_and_refresh_rotates_at_the_provider() {
     // After expiry: each `token` refreshes at the context's own issuer and rotates.
     let rt0 = e.stored_refresh_token("org_globex").unwrap();
     assert_eq!(stat(&short, "refresh_grants"), 0);
+    e.in_last_second("org_globex");
     let t1 = e.token(Some("org_globex"));
     assert_eq!(stat(&short, "refresh_grants"), 1);
     let rt1 = e.stored_refresh_token("org_globex").unwrap();
     assert_ne!(rt1, rt0, "the rotated refresh token was not saved");
+    e.in_last_second("org_globex");
     let t2 = e.token(Some("org_globex"));
     assert_eq!(stat(&short, "refresh_grants"), 2);
     let rt2 = e.stored_refresh_token("org_globex").unwrap();
@@ -543,6 +558,7 @@ fn token_is_cached_while_valid_and_refresh_rotates_at_the_provider() {
     // The consumed token is refused; oidc-provider then revokes the whole grant (reuse
     // detection), so mycli's current token is dead too: exit 4, context kept and marked.
     assert_refused(&short, &rt0);
+    e.in_last_second("org_globex");
     let run = e.run(&["--context", "org_globex", "token"]);
     run.code(4);
     assert!(run.stdout.is_empty(), "{run:#?}");
