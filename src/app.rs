@@ -150,6 +150,7 @@ pub mod testing {
                     needs_login: false,
                     access_token_expires_at: None,
                     signed_in_at: None,
+                    session_id: None,
                 },
             );
             config.set_current(key);

@@ -37,6 +37,9 @@ pub struct Error {
     pub kind: Kind,
     pub message: String,
     pub hint: Option<String>,
+    /// Passing trouble on the way to the IdP (no answer, a 5xx, an HTML page): the same
+    /// request may succeed when tried again.
+    pub transient: bool,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -47,6 +50,7 @@ impl Error {
             kind,
             message: message.into(),
             hint: None,
+            transient: false,
         }
     }
 
@@ -60,6 +64,12 @@ impl Error {
 
     pub fn needs_login(message: impl Into<String>) -> Self {
         Error::new(Kind::NeedsLogin, message)
+    }
+
+    /// Marks the error as passing trouble (see `transient`).
+    pub fn transient(mut self) -> Self {
+        self.transient = true;
+        self
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -80,6 +90,7 @@ impl Error {
             kind: Kind::Failure,
             message: format!("could not {what} {}: {}", path.display(), plain_io(err)),
             hint,
+            transient: false,
         }
     }
 }

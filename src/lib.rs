@@ -2,6 +2,9 @@
 //!
 //! The binary is a thin shell around [`run`]; everything testable lives in this library.
 
+// stderr is the conversation, and only `ui` speaks it (tests may print).
+#![cfg_attr(not(test), deny(clippy::print_stderr))]
+
 pub mod app;
 pub mod auth;
 pub mod cli;
@@ -14,6 +17,7 @@ pub mod output;
 pub mod secret;
 pub mod session;
 pub mod store;
+pub mod text;
 pub mod time;
 pub mod ui;
 
@@ -50,6 +54,16 @@ fn dispatch(cli: Cli, ui: Ui) -> Result<()> {
         cli.context.filter(|c| !c.is_empty()),
         cli.output,
     );
+    let check = match &cli.command {
+        Command::Completions(_) => None,
+        Command::Token => Some(store::paths::Check::Dir),
+        _ => Some(store::paths::Check::Full),
+    };
+    if let Some(how) = check
+        && let Some(fixed) = app.paths.check_private(how)?
+    {
+        app.ui.warn(&fixed);
+    }
     match cli.command {
         Command::Login(args) => commands::login::run(&app, args),
         Command::Switch(args) => commands::switch::run(&app, args),

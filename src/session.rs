@@ -101,7 +101,9 @@ pub fn fresh_token_checked(
     })?;
     match reply {
         Reply::Ok(session) => save_refreshed(app, &lock, &ctx, session, slot),
-        Reply::Refused(err) if TERMINAL.iter().any(|c| err.is(c)) => {
+        Reply::Refused(err)
+            if TERMINAL.iter().any(|c| err.is(c)) || err.refused_without_reason() =>
+        {
             drop(slot);
             mark_needs_login(app, &lock)?;
             let _ = creds.delete(&lock, ctx.storage);

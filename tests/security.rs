@@ -524,7 +524,7 @@ fn refreshing_idp() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
 /// A store with these contexts (file credentials) at the WorkOS-shaped IdP `base`.
 fn store_at(base: &str, contexts: &[(&str, &str)]) -> Sandbox {
     let sb = workos_sandbox(base);
-    let mut config = String::new();
+    let mut config = format!("current = \"{}\"\n\n", contexts[0].0);
     let mut creds = String::new();
     for (key, name) in contexts {
         config.push_str(
@@ -661,4 +661,314 @@ fn logout_keeps_the_context_when_its_secret_cannot_be_deleted() {
     sb.run(&["logout", "acme"]).ok();
     assert!(credentials(&sb).is_empty());
     assert!(sb.contexts_json().is_empty());
+}
+
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn a_store_that_others_can_write_or_that_is_not_ours_is_refused() {
+    let (base, _) = refreshing_idp();
+    let sb = store_at(&base, &[("org_acme", "acme")]);
+    sb.run(&["token"]).ok();
+    let before = store_files(&sb.config_dir);
+    set_mode(&sb.config_dir, 0o777);
+    for args in [
+        &["token"][..],
+        &["contexts"],
+        &["switch", "acme"],
+        &["logout"],
+    ] {
+        let run = sb.run(args);
+        run.code(1);
+        assert!(
+            run.stderr.contains("can be written by other users"),
+            "{args:?}: {run:#?}"
+        );
+        assert!(
+            run.stderr.contains("hint: ") && run.stderr.contains("chmod 700"),
+            "{run:#?}"
+        );
+        assert_eq!(run.stdout, "");
+    }
+    assert_eq!(
+        store_files(&sb.config_dir),
+        before,
+        "a refused store was changed"
+    );
+
+    // Another user's store (only root can give a directory away).
+    set_mode(&sb.config_dir, 0o700);
+    if std::os::unix::fs::chown(&sb.config_dir, Some(65534), Some(65534)).is_ok() {
+        let run = sb.run(&["token"]);
+        run.code(1);
+        assert!(run.stderr.contains("belongs to another user"), "{run:#?}");
+        std::os::unix::fs::chown(&sb.config_dir, Some(0), Some(0)).unwrap();
+    }
+}
+
+#[test]
+fn a_readable_store_is_made_private_with_one_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let (base, _) = refreshing_idp();
+    let sb = store_at(&base, &[("org_acme", "acme")]);
+    sb.run(&["token"]).ok();
+    set_mode(&sb.config_dir, 0o755);
+    set_mode(&sb.path("credentials.toml"), 0o644);
+    set_mode(&sb.path("tokens"), 0o755);
+    set_mode(&sb.token_file("org_acme"), 0o644);
+    let run = sb.run(&["token"]);
+    run.ok();
+    assert_eq!(run.stderr.matches("warning:").count(), 1, "{run:#?}");
+    assert!(run.stderr.contains("credentials.toml"), "{run:#?}");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&sb.config_dir), 0o700);
+    assert_eq!(mode(&sb.path("credentials.toml")), 0o600);
+    assert_eq!(mode(&sb.path("tokens")), 0o700);
+    assert_eq!(mode(&sb.token_file("org_acme")), 0o600);
+    let again = sb.run(&["token"]);
+    assert_eq!(again.ok().stderr, "");
+    // A credentials file loosened inside a private directory is caught by any other command.
+    set_mode(&sb.path("credentials.toml"), 0o644);
+    let run = sb.run(&["contexts"]);
+    assert_eq!(run.ok().stderr.matches("warning:").count(), 1, "{run:#?}");
+    assert_eq!(mode(&sb.path("credentials.toml")), 0o600);
+}
+
+#[test]
+fn a_symlinked_lock_file_is_never_followed() {
+    let (base, _) = refreshing_idp();
+    let sb = store_at(&base, &[("org_acme", "acme")]);
+    std::fs::create_dir_all(sb.path("locks")).unwrap();
+    set_mode(&sb.path("locks"), 0o700);
+    let elsewhere = sb.tmp.path().join("created-elsewhere");
+    std::os::unix::fs::symlink(&elsewhere, sb.path("locks/config.lock")).unwrap();
+    let run = sb.run(&["switch", "acme"]);
+    run.code(1);
+    assert!(run.stderr.contains("symbolic link"), "{run:#?}");
+    assert!(!elsewhere.exists(), "the lock was created through the link");
+}
+
+#[test]
+fn symlinked_config_and_credentials_are_written_through() {
+    let (base, _) = refreshing_idp();
+    let sb = store_at(&base, &[("org_acme", "acme")]);
+    let dotfiles = sb.tmp.path().join("dotfiles");
+    std::fs::create_dir_all(&dotfiles).unwrap();
+    for file in ["config.toml", "credentials.toml"] {
+        std::fs::rename(sb.path(file), dotfiles.join(file)).unwrap();
+        std::os::unix::fs::symlink(dotfiles.join(file), sb.path(file)).unwrap();
+    }
+    sb.run(&["rename", "acme", "acme2"]).ok();
+    sb.run(&["token"]).ok(); // refreshes: the rotated refresh token is saved
+    for file in ["config.toml", "credentials.toml"] {
+        let meta = std::fs::symlink_metadata(sb.path(file)).unwrap();
+        assert!(
+            meta.file_type().is_symlink(),
+            "{file} was replaced by a regular file"
+        );
+    }
+    let config = std::fs::read_to_string(dotfiles.join("config.toml")).unwrap();
+    assert!(config.contains("name = \"acme2\""), "{config}");
+    let creds = std::fs::read_to_string(dotfiles.join("credentials.toml")).unwrap();
+    assert!(
+        !creds.contains("rt_acme"),
+        "the rotated refresh token was not written: {creds}"
+    );
+}
+
+#[test]
+fn verbose_transport_errors_never_show_the_session_id() {
+    let sid = "session_SECRET_SID_123";
+    let base = hostile_idp(move |req| {
+        if req.path.ends_with("/authorize/device") {
+            Response::json(device_authorization())
+        } else if req.path.ends_with("/sessions/logout") {
+            std::thread::sleep(std::time::Duration::from_secs(3));
+            Response::json(json!({}))
+        } else {
+            let mut answer = jwt_answer(json!({"exp": now() + 600}));
+            answer["access_token"] = json!(jwt(json!({"sub": "user_x", "org_id": "org_acme",
+                "exp": now() + 600, "sid": sid})));
+            Response::json(answer)
+        }
+    });
+    let mut sb = workos_sandbox(&base);
+    sb.run(&["login", "--org", "org_acme", "--device"]).ok();
+    sb.set("MYCLI_HTTP_TIMEOUT", "1");
+    let run = sb.run(&["-v", "logout"]);
+    run.ok();
+    assert!(run.stderr.contains("transport error"), "{run:#?}");
+    assert!(!run.stderr.contains(sid), "{run:#?}");
+    assert!(
+        !sb.config_text().contains(sid),
+        "the context outlived logout"
+    );
+}
+
+#[test]
+fn quoted_values_in_idp_error_text_are_not_shown() {
+    let idp = Scripted::start(vec![Response::new(
+        400,
+        "application/json",
+        json!({"error": "invalid_grant",
+            "error_description": "The code 'c0deSECRET99xyz' has expired"})
+        .to_string(),
+    )]);
+    let sb = workos_sandbox(&idp.base);
+    let run = sb.run(&["-v", "login", "--org", "org_acme", "--device"]);
+    run.code(1);
+    assert!(run.stderr.contains("has expired"), "{run:#?}");
+    assert!(!run.stderr.contains("c0deSECRET99xyz"), "{run:#?}");
+}
+
+#[test]
+fn invisible_characters_never_make_two_names_look_alike() {
+    let mut answer = token_answer("good_token");
+    answer["user"]["email"] = json!("alice\u{202e}moc.evil\u{200b}@example.com");
+    answer["expires_in"] = json!(600);
+    let idp = Scripted::start(vec![Response::json(answer)]);
+    let sb = workos_sandbox(&idp.base);
+    sb.run(&["login", "--org", "org_acme", "--device"]).ok();
+    for bad in [
+        "prod\u{200b}",
+        "evil\u{202e}hs.exe",
+        "a\u{2028}b",
+        "\u{feff}bom",
+    ] {
+        let run = sb.run(&["rename", "org_acme", bad]);
+        run.code(2);
+    }
+    for args in [&["contexts"][..], &["contexts", "-o", "json"], &["status"]] {
+        let run = sb.run(args);
+        run.ok();
+        assert!(
+            !run.stdout.contains('\u{202e}') && !run.stdout.contains('\u{200b}'),
+            "{run:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_device_answer_that_fails_validation_is_reported_not_polled_again() {
+    // 200 without a user id, then what a real IdP says of a consumed device code.
+    let idp = Scripted::start(vec![
+        Response::json(json!({"access_token": "opaque", "refresh_token": "rt"})),
+        Response::new(
+            400,
+            "application/json",
+            json!({"error": "invalid_grant", "error_description": "Device code already used"})
+                .to_string(),
+        ),
+    ]);
+    let sb = workos_sandbox(&idp.base);
+    let run = sb.run(&["login", "--org", "org_acme", "--device"]);
+    run.code(1);
+    assert!(run.stderr.contains("who signed in"), "{run:#?}");
+    assert!(!run.stderr.contains("already used"), "{run:#?}");
+    assert_eq!(idp.count("device_code"), 1, "{:?}", idp.log);
+}
+
+#[test]
+fn a_store_that_cannot_be_written_fails_before_the_user_is_asked() {
+    let idp = Scripted::start(vec![Response::json(jwt_answer(
+        json!({"exp": now() + 600}),
+    ))]);
+    let sb = workos_sandbox(&idp.base);
+    std::fs::create_dir_all(&sb.config_dir).unwrap();
+    set_mode(&sb.config_dir, 0o700);
+    std::fs::write(sb.path("locks"), "not a directory").unwrap();
+    let run = sb.run(&["login", "--org", "org_acme", "--device"]);
+    run.code(1);
+    assert!(!run.stderr.contains("enter the code"), "{run:#?}");
+    assert_eq!(idp.count("/authorize/device"), 0, "{:?}", idp.log);
+}
+
+#[test]
+fn a_relative_config_dir_is_created_only_by_a_command_that_succeeds() {
+    let (base, _) = refreshing_idp();
+    let mut sb = workos_sandbox(&base);
+    sb.set("MYCLI_CONFIG_DIR", "rel/dir");
+    let cwd = sb.tmp.path().to_path_buf();
+    let run_in = |dir: &std::path::Path, args: &[&str]| {
+        let out = sb.cmd().current_dir(dir).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for args in [
+        &["switch", "x"][..],
+        &["switch", "-"],
+        &["rename", "a", "b"],
+        &["logout"],
+        &["token"],
+        &["status"],
+        &["contexts"],
+    ] {
+        let (code, stderr) = run_in(&cwd, args);
+        assert_ne!(
+            code,
+            Some(0).filter(|_| args[0] != "contexts"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            !cwd.join("rel").exists(),
+            "`mycli {args:?}` created the store"
+        );
+    }
+    // A sign-in creates it, under the working directory.
+    let (code, stderr) = run_in(&cwd, &["login", "--org", "org_acme", "--device"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(cwd.join("rel/dir/config.toml").exists());
+}
+
+#[test]
+fn a_refresh_refused_with_an_empty_400_asks_for_a_new_login() {
+    let idp = Scripted::start(vec![
+        Response::json(jwt_answer(json!({"exp": now() - 10}))),
+        Response::new(400, "text/plain", ""),
+    ]);
+    let sb = workos_sandbox(&idp.base);
+    sb.run(&["login", "--org", "org_acme", "--device"]).ok();
+    let run = sb.run(&["token"]);
+    run.code(4);
+    assert!(
+        run.stderr.contains("mycli login --org org_acme"),
+        "{run:#?}"
+    );
+    assert_eq!(sb.contexts_json()[0]["needs_login"], json!(true));
+}
+
+#[test]
+fn a_session_for_another_organization_is_ended_at_the_idp() {
+    let idp = Scripted::start(vec![Response::json(jwt_answer(
+        json!({"exp": now() + 600}),
+    ))]);
+    let sb = workos_sandbox(&idp.base);
+    let run = sb.run(&["login", "--org", "org_globex", "--device"]);
+    run.code(1);
+    assert!(run.stderr.contains("not org_globex"), "{run:#?}");
+    assert!(run.stderr.contains("was ended"), "{run:#?}");
+    assert_eq!(idp.count("/sessions/logout"), 1, "{:?}", idp.log);
+    assert!(!sb.path("config.toml").exists());
+}
+
+#[test]
+fn logout_ends_the_session_without_the_token_cache() {
+    let idp = Scripted::start(vec![Response::json(jwt_answer(
+        json!({"exp": now() + 600}),
+    ))]);
+    let sb = workos_sandbox(&idp.base);
+    sb.run(&["login", "--org", "org_acme", "--device"]).ok();
+    std::fs::remove_dir_all(sb.path("tokens")).unwrap();
+    let run = sb.run(&["logout"]);
+    run.ok();
+    assert!(
+        run.stderr.contains("ended at the identity provider"),
+        "{run:#?}"
+    );
+    assert_eq!(idp.count("/sessions/logout"), 1, "{:?}", idp.log);
 }

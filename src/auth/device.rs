@@ -60,7 +60,10 @@ where
             }
             // The code stays valid through a passing network or server failure: keep polling,
             // but not forever.
-            Err(err) if failures < MAX_FAILED_POLLS => {
+            // Only passing trouble: an answer that arrived but failed mycli's checks (a bad
+            // `aud`, no user id, too large) has consumed the device code at a real IdP, and
+            // polling again would hide the reason behind "code already used".
+            Err(err) if err.transient && failures < MAX_FAILED_POLLS => {
                 failures += 1;
                 ui.warn(&format!("{}; polling again", err.message));
                 continue;
@@ -129,6 +132,7 @@ mod tests {
             organization_name: None,
             user_id: "user_1".into(),
             email: None,
+            session_id: None,
         }))
     }
 
@@ -225,7 +229,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn two_failed_polls_in_a_row_are_tolerated_not_three() {
-        let down = || Err(Error::failure("the IdP did not answer"));
+        let down = || Err(Error::failure("the IdP did not answer").transient());
         let (outcome, at) = run(
             authorization(Some(1.0), None),
             vec![down(), down(), approved()],
@@ -240,5 +244,13 @@ mod tests {
         .await;
         assert!(outcome.is_err());
         assert_eq!(at, [1, 2, 3]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_that_failed_a_check_is_not_polled_again() {
+        let refused = || Err(Error::failure("the answer does not say who signed in"));
+        let (outcome, at) = run(authorization(Some(1.0), None), vec![refused(), approved()]).await;
+        assert!(outcome.is_err());
+        assert_eq!(at, [1]);
     }
 }

@@ -51,6 +51,11 @@ impl IdpError {
         self.code.as_deref() == Some(code)
     }
 
+    /// A 400 or 401 that gives no error code: from a token endpoint, the grant was refused.
+    pub fn refused_without_reason(&self) -> bool {
+        self.code.is_none() && matches!(self.status, 400 | 401)
+    }
+
     /// "invalid_grant: Refresh token already used", or the HTTP status.
     pub fn summary(&self) -> String {
         match (&self.code, &self.description) {
@@ -256,7 +261,8 @@ impl Http {
                 return Err(Error::failure(format!(
                     "{host} answered with an HTML page instead of JSON (HTTP {status})"
                 ))
-                .with_hint(issuer_hint()));
+                .with_hint(issuer_hint())
+                .transient());
             }
             return serde_json::from_slice::<T>(body)
                 .map(Reply::Ok)
@@ -282,6 +288,17 @@ impl Http {
                 ));
                 Ok(Reply::Refused(err))
             }
+            // A 400 or 401 without a JSON body is still a refusal (Glewlwyd answers a spent
+            // refresh token so), only without a reason.
+            _ if matches!(status, 400 | 401) && !looks_html => {
+                self.ui.debug(&format!("< {status} (no error body)"));
+                Ok(Reply::Refused(IdpError {
+                    status,
+                    code: None,
+                    description: None,
+                    body: Value::Null,
+                }))
+            }
             _ => {
                 self.ui.debug(&format!("< {status}"));
                 let shape = if looks_html { " with an HTML page" } else { "" };
@@ -292,19 +309,33 @@ impl Http {
                 } else {
                     format!("{host} answered HTTP {status}{shape} instead of JSON")
                 };
-                Err(Error::failure(msg).with_hint(if status >= 500 {
+                let err = Error::failure(msg).with_hint(if status >= 500 {
                     "try again in a moment".to_string()
                 } else {
                     issuer_hint()
-                }))
+                });
+                Err(if status >= 500 || looks_html {
+                    err.transient()
+                } else {
+                    err
+                })
             }
         }
     }
 
     fn transport(&self, url: &str, err: &reqwest::Error) -> Error {
+        self.transport_error(url, err).transient()
+    }
+
+    fn transport_error(&self, url: &str, err: &reqwest::Error) -> Error {
         let host = host_of(url);
-        self.ui.debug(&format!("< transport error: {}", chain(err)));
-        let detail = chain(err).to_lowercase();
+        // reqwest's text names the full URL, query and all (a WorkOS session_id).
+        let mut detail = chain(err);
+        if let Some(u) = err.url() {
+            detail = detail.replace(u.as_str(), &redact_url(u.as_str()));
+        }
+        self.ui.debug(&format!("< transport error: {detail}"));
+        let detail = detail.to_lowercase();
         if err.is_timeout() {
             Error::failure(format!(
                 "{host} did not answer within {} s",
@@ -376,15 +407,44 @@ fn idp_error(status: u16, body: Value) -> IdpError {
     IdpError {
         status,
         code: text("error").or_else(|| text("code")),
-        description: text("error_description").or_else(|| text("message")),
+        description: text("error_description")
+            .or_else(|| text("message"))
+            .map(|d| scrub_quoted(&d)),
         body,
     }
+}
+
+/// An IdP's error text with quoted token-like values (no spaces, 6 characters or more)
+/// replaced: "The code 'Xy7…' has expired" must not put the code on the screen or in a log.
+fn scrub_quoted(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if matches!(c, '\'' | '"' | '`')
+            && let Some(len) = chars[i + 1..].iter().position(|&q| q == c)
+        {
+            let inner = &chars[i + 1..i + 1 + len];
+            if inner.len() >= 6 && !inner.iter().any(|c| c.is_whitespace()) {
+                out.push(c);
+                out.push_str("[redacted]");
+                out.push(c);
+                i += len + 2;
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
 }
 
 /// Server text made safe for one terminal line.
 pub fn clean(text: &str) -> String {
     let mut out: String = text
         .chars()
+        .filter(|c| !crate::text::is_invisible(*c))
         .map(|c| if c.is_control() { ' ' } else { c })
         .take(300)
         .collect();
@@ -453,6 +513,24 @@ mod tests {
         let u = redact_url("http://127.0.0.1:1/logout?session_id=abc&return_to=x&code=zzz");
         assert!(!u.contains("abc") && !u.contains("zzz"), "{u}");
         assert!(u.contains("return_to=x"));
+    }
+
+    #[test]
+    fn quoted_values_in_error_text_are_scrubbed() {
+        assert_eq!(
+            scrub_quoted("The code 'Xy7abcDEF123' has expired"),
+            "The code '[redacted]' has expired"
+        );
+        assert_eq!(
+            scrub_quoted("The user's session isn't \"valid\""),
+            "The user's session isn't \"valid\""
+        );
+        assert_eq!(scrub_quoted("it's 'abcdefgh"), "it's 'abcdefgh");
+    }
+
+    #[test]
+    fn clean_drops_invisible_characters() {
+        assert_eq!(clean("alice\u{202e}b\u{200b}@x.com\n"), "aliceb@x.com ");
     }
 
     #[test]

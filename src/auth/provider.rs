@@ -126,6 +126,28 @@ pub fn check_issuer(issuer: &str) -> Result<String> {
     Ok(issuer.trim_end_matches('/').to_string())
 }
 
+/// An endpoint a discovery document publishes: https, or plain http on loopback only for a
+/// loopback issuer. An https issuer pointing at `http://127.0.0.1` would send the refresh token
+/// in clear text to whatever local process holds that port.
+fn check_endpoint(issuer: &str, endpoint: &str) -> Result<()> {
+    let unsafe_endpoint = |why: String| {
+        Error::failure(format!("the provider published an unsafe endpoint: {why}")).with_hint(
+            "the identity provider's discovery document is wrong; tell its administrators",
+        )
+    };
+    check_issuer(endpoint).map_err(|e| unsafe_endpoint(e.message))?;
+    let plain = endpoint
+        .get(..7)
+        .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
+    if plain && !issuer.starts_with("http://") {
+        return Err(unsafe_endpoint(format!(
+            "{} is plain http, but the issuer {issuer} is https",
+            http::clean(endpoint)
+        )));
+    }
+    Ok(())
+}
+
 fn is_loopback(url: &url::Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
@@ -146,6 +168,8 @@ pub struct Session {
     pub organization_name: Option<String>,
     pub user_id: String,
     pub email: Option<String>,
+    /// The IdP's session id (WorkOS `sid` claim of the access token).
+    pub session_id: Option<String>,
 }
 
 /// A token endpoint answer, WorkOS's or RFC 6749's.
@@ -261,12 +285,7 @@ impl Provider {
                     .chain(doc.device_authorization_endpoint.as_ref())
                     .chain(doc.revocation_endpoint.as_ref())
                 {
-                    check_issuer(endpoint).map_err(|e| {
-                        Error::failure(format!(
-                            "the provider published an unsafe endpoint: {}",
-                            e.message
-                        ))
-                    })?;
+                    check_endpoint(&config.issuer, endpoint)?;
                 }
                 let _ = doc.end_session_endpoint;
                 Ok(Provider {
@@ -504,6 +523,7 @@ impl Provider {
             organization_name: claim("org_name").map(clean),
             user_id: clean(user_id),
             email: email.map(clean),
+            session_id: claim_text(access.as_ref(), "sid").map(clean),
         })
     }
 
@@ -698,6 +718,18 @@ mod tests {
         ] {
             assert!(!is_b64token(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn an_https_issuer_may_not_publish_plain_http_endpoints() {
+        let https = "https://idp.example.com";
+        assert!(check_endpoint(https, "https://idp.example.com/token").is_ok());
+        assert!(check_endpoint(https, "http://127.0.0.1:8080/token").is_err());
+        assert!(check_endpoint(https, "HTTP://localhost/token").is_err());
+        assert!(check_endpoint(https, "http://evil.example.com/token").is_err());
+        let loopback = "http://127.0.0.1:4000";
+        assert!(check_endpoint(loopback, "http://127.0.0.1:4000/token").is_ok());
+        assert!(check_endpoint(loopback, "http://evil.example.com/token").is_err());
     }
 
     #[test]

@@ -115,49 +115,86 @@ pub fn run(app: &App, mut args: LoginArgs) -> Result<()> {
     if pref == Preference::Keychain {
         app.credentials().probe_keychain()?;
     }
+    // A store that cannot be written must fail now, not after the user approved the sign-in.
+    app.paths.probe_writable()?;
     let http = app.http()?;
     let org = args.org.as_deref();
-    let (session, method) = auth::block_on(async {
+    let (provider, session, method) = auth::block_on(async {
         let provider = Provider::discover(&http, provider_config.clone()).await?;
         match flow {
             Flow::Pkce { open_browser } => {
                 let s = sign_in_pkce(app, &http, &provider, &args, open_browser).await?;
-                Ok((s, Method::Pkce))
+                Ok((provider, s, Method::Pkce))
             }
             Flow::Device { open_browser } => {
                 let s = sign_in_device(app, &http, &provider, org, open_browser).await?;
-                Ok((s, Method::Device))
+                Ok((provider, s, Method::Device))
             }
         }
     })?;
 
-    if let Some(got) = &session.organization_id
+    let refusal = if let Some(got) = &session.organization_id
         && (got.is_empty()
             || got.len() > 256
             || got == NO_ORG_KEY
             || got.chars().any(|c| c.is_control() || c.is_whitespace()))
     {
-        return Err(Error::failure(
+        Some(Error::failure(
             "the identity provider sent an unusable organization id; nothing was stored",
-        ));
-    }
-    if let Some(want) = org
+        ))
+    } else if let Some(want) = org
         && session.organization_id.as_deref() != Some(want)
     {
-        return Err(Error::failure(format!(
-            "the identity provider signed you in to {}, not {want}; nothing was stored",
-            session
-                .organization_id
-                .as_deref()
-                .map_or("no organization".to_string(), |o| format!(
-                    "organization {o}"
-                ))
-        ))
-        .with_hint(format!(
-            "make sure your account belongs to {want} and choose it when signing in"
-        )));
+        Some(
+            Error::failure(format!(
+                "the identity provider signed you in to {}, not {want}; nothing was stored",
+                session
+                    .organization_id
+                    .as_deref()
+                    .map_or("no organization".to_string(), |o| format!(
+                        "organization {o}"
+                    ))
+            ))
+            .with_hint(format!(
+                "make sure your account belongs to {want} and choose it when signing in"
+            )),
+        )
+    } else {
+        None
+    };
+    if let Some(err) = refusal {
+        let ended = auth::block_on(async { Ok(end_refused(&http, &provider, &session).await) })?;
+        return Err(with_end(err, ended));
     }
     save(app, &args, pref, &provider_config, session, method)
+}
+
+/// Ends, best effort, a session the IdP just created and mycli refuses to keep (another
+/// organization, none), so that no working refresh token outlives the refusal: WorkOS session
+/// logout with its `sid`, RFC 7009 revocation of the refresh token for OIDC. True when the
+/// IdP confirmed it.
+async fn end_refused(http: &Http, provider: &Provider, session: &Session) -> bool {
+    match provider.config.kind {
+        ProviderKind::Workos => match &session.session_id {
+            Some(sid) => matches!(provider.workos_logout(http, sid).await, Ok(Ok(()))),
+            None => false,
+        },
+        ProviderKind::Oidc => match &session.refresh_token {
+            Some(rt) => matches!(provider.revoke(http, rt, "refresh_token").await, Ok(Ok(()))),
+            None => false,
+        },
+    }
+}
+
+/// The error of a refused sign-in, saying whether the session it created was ended.
+fn with_end(mut err: Error, ended: bool) -> Error {
+    err.message.push_str(if ended {
+        "; the session it created was ended at the identity provider"
+    } else {
+        "; the session it created could not be ended at the identity provider and may stay \
+         active until it expires"
+    });
+    err
 }
 
 async fn sign_in_pkce(
@@ -271,9 +308,15 @@ async fn finish(
             }
             Ok(session)
         }
-        Reply::Ok(_) => Err(Error::failure(format!(
-            "the identity provider did not sign you in to {chosen}; nothing was stored"
-        ))),
+        Reply::Ok(other) => {
+            let ended = end_refused(http, provider, &other).await;
+            Err(with_end(
+                Error::failure(format!(
+                    "the identity provider did not sign you in to {chosen}; nothing was stored"
+                )),
+                ended,
+            ))
+        }
         Reply::Refused(selection) => Err(Error::failure(format!(
             "the identity provider asked which organization to use and refused {chosen}: {}",
             selection.summary()
@@ -460,6 +503,7 @@ fn save(
         needs_login: false,
         access_token_expires_at: Some(time::rfc3339(session.expires_at)),
         signed_in_at: Some(time::rfc3339(app.now())),
+        session_id: session.session_id.clone(),
     };
     config.contexts.insert(key.clone(), ctx);
     config.set_current(&key);

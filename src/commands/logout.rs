@@ -131,8 +131,10 @@ fn end_at_idp(
         let provider = Provider::discover(&http, provider_config).await?;
         Ok(match ctx.provider {
             ProviderKind::Workos => {
-                let sid = cached
-                    .and_then(|t| claim_text(claims(t.access_token.expose()).as_ref(), "sid"));
+                // Kept with the context since login; older contexts: the cached token's claim.
+                let sid = ctx.session_id.clone().or_else(|| {
+                    cached.and_then(|t| claim_text(claims(t.access_token.expose()).as_ref(), "sid"))
+                });
                 match sid {
                     Some(sid) => provider.workos_logout(&http, &sid).await?,
                     None => Err("no session id is known for it".to_string()),

@@ -1,10 +1,14 @@
 use crate::app::App;
 use crate::cli::RenameArgs;
 use crate::error::{Error, Result};
-use crate::store::{self, ConfigLock};
+use crate::store::{self, Config, ConfigLock};
 
 pub fn run(app: &App, args: RenameArgs) -> Result<()> {
     store::validate_name(&args.new).map_err(Error::usage)?;
+    // No store, nothing to act on: fail without creating one (taking the lock would).
+    if !app.paths.dir.exists() {
+        return Err(Config::default().unknown(&args.old));
+    }
     let lock = ConfigLock::acquire(&app.paths)?;
     let mut config = lock.load()?;
     let key = config.resolve(&args.old)?;

@@ -1,9 +1,13 @@
 use crate::app::App;
 use crate::cli::SwitchArgs;
 use crate::error::{Error, Result};
-use crate::store::ConfigLock;
+use crate::store::{Config, ConfigLock};
 
 pub fn run(app: &App, args: SwitchArgs) -> Result<()> {
+    // No store, nothing to act on: fail without creating one (taking the lock would).
+    if !app.paths.dir.exists() {
+        return Err(Config::default().unknown(&args.target));
+    }
     let lock = ConfigLock::acquire(&app.paths)?;
     let mut config = lock.load_for_pointers()?;
     let key = if args.target == "-" {

@@ -42,6 +42,10 @@ pub fn reserve(dir: &Path, len: u64) -> Result<std::fs::File> {
 }
 
 fn replace(path: &Path, contents: &[u8], sync: bool) -> Result<()> {
+    // A symlinked file (a dotfile manager's link) is written through on purpose: its target
+    // is replaced atomically and the link stays a link.
+    let target = through_symlink(path)?;
+    let path = target.as_path();
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
@@ -59,6 +63,16 @@ fn replace(path: &Path, contents: &[u8], sync: bool) -> Result<()> {
     tmp.persist(path)
         .map_err(|e| Error::io("replace", path, &e.error))?;
     Ok(())
+}
+
+/// The file a symbolic link at `path` points to, or `path` itself when it is not a link.
+fn through_symlink(path: &Path) -> Result<std::path::PathBuf> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            std::fs::canonicalize(path).map_err(|e| Error::io("follow the symbolic link", path, &e))
+        }
+        _ => Ok(path.to_path_buf()),
+    }
 }
 
 /// Removes temporary files that a killed writer left behind (they may hold a secret). Only

@@ -169,6 +169,9 @@ pub struct Context {
     pub access_token_expires_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signed_in_at: Option<String>,
+    /// The IdP's session id (WorkOS `sid`), which `logout` ends; not a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
 }
 
 impl Context {
@@ -744,6 +747,7 @@ needs-login = true
                         needs_login,
                         access_token_expires_at,
                         signed_in_at,
+                        session_id: None,
                     },
                 )
         }

@@ -127,6 +127,7 @@ mod tests {
                 needs_login: true,
                 access_token_expires_at: Some("2026-11-27T10:00:00Z".into()),
                 signed_in_at: None,
+                session_id: Some("session_01".into()),
             },
         );
         c

@@ -24,11 +24,27 @@ impl LockGuard {
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
+            // A symlinked lock file is refused, never followed: following it would create or
+            // lock a file elsewhere, with this user's rights.
+            let nofollow = rustix::fs::OFlags::NOFOLLOW.bits();
+            options
+                .mode(0o600)
+                .custom_flags(i32::try_from(nofollow).unwrap_or(0));
         }
-        let file = options
-            .open(path)
-            .map_err(|e| Error::io("open the lock file", path, &e))?;
+        let file = options.open(path).map_err(|e| {
+            #[cfg(unix)]
+            if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+                return Error::failure(format!(
+                    "the lock file {} is a symbolic link; mycli does not follow it",
+                    path.display()
+                ))
+                .with_hint(format!(
+                    "remove it (`rm {}`); mycli recreates it",
+                    path.display()
+                ));
+            }
+            Error::io("open the lock file", path, &e)
+        })?;
         let deadline = Instant::now() + wait;
         let mut pause = Duration::from_millis(2);
         loop {

@@ -35,10 +35,12 @@ pub fn validate_name(name: &str) -> Result<(), String> {
             "{name:?} cannot be a context name (it starts with '-')"
         ));
     }
-    if let Some(c) = name
-        .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\\' | '/'))
-    {
+    if let Some(c) = name.chars().find(|c| {
+        c.is_whitespace()
+            || c.is_control()
+            || crate::text::is_invisible(*c)
+            || matches!(c, '"' | '\\' | '/')
+    }) {
         return Err(format!("a context name cannot contain {c:?}"));
     }
     Ok(())
@@ -90,5 +92,7 @@ mod tests {
         assert!(validate_name("-").is_err());
         assert!(validate_name("a b").is_err());
         assert!(validate_name("").is_err());
+        assert!(validate_name("prod\u{200b}").is_err());
+        assert!(validate_name("evil\u{202e}hs.exe").is_err());
     }
 }

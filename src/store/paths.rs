@@ -26,15 +26,17 @@ impl Paths {
     /// Resolves the config directory: `--config-dir`, `MYCLI_CONFIG_DIR`, then the platform
     /// config dir (`$XDG_CONFIG_HOME/mycli`, `~/.config/mycli`).
     pub fn resolve(flag: Option<&Path>) -> Result<Paths> {
+        // A relative directory is taken from the working directory of the command.
+        let absolute = |dir: &Path| {
+            std::path::absolute(dir)
+                .map(|dir| Paths { dir })
+                .map_err(|e| Error::io("find the store directory", dir, &e))
+        };
         if let Some(dir) = flag {
-            return Ok(Paths {
-                dir: dir.to_path_buf(),
-            });
+            return absolute(dir);
         }
         if let Some(dir) = env::var(env::CONFIG_DIR) {
-            return Ok(Paths {
-                dir: PathBuf::from(dir),
-            });
+            return absolute(Path::new(&dir));
         }
         Paths::platform_default()
     }
@@ -131,6 +133,144 @@ pub fn legacy_stem(key: &str) -> Option<&str> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
     plain.then_some(key)
+}
+
+impl Paths {
+    /// Fails when the store cannot be written (a read-only mount, a file where a directory
+    /// belongs), before anything is asked of the user. Creates nothing when the directory does
+    /// not exist yet: then its nearest existing parent must be writable.
+    pub fn probe_writable(&self) -> Result<()> {
+        if !self.dir.exists() {
+            #[cfg(unix)]
+            if let Some(parent) = self.dir.ancestors().skip(1).find(|p| p.is_dir()) {
+                use rustix::fs::Access;
+                rustix::fs::access(parent, Access::WRITE_OK | Access::EXEC_OK)
+                    .map_err(|e| Error::io("create the store in", parent, &e.into()))?;
+            }
+            return Ok(());
+        }
+        self.ensure(Some(&self.locks()))?;
+        self.ensure(Some(&self.tokens()))?;
+        for dir in [&self.dir, &self.locks(), &self.tokens()] {
+            tempfile::Builder::new()
+                .prefix(".tmp-")
+                .tempfile_in(dir)
+                .map_err(|e| Error::io("write in", dir, &e))?;
+        }
+        Ok(())
+    }
+}
+
+/// How thoroughly `Paths::check_private` looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// One stat of the store directory (the hot path of `mycli token`); the rest only when
+    /// the directory itself is loose.
+    Dir,
+    /// The directory, `credentials.toml` and the subdirectories.
+    Full,
+}
+
+impl Paths {
+    /// Checks the store the way ssh checks `~/.ssh`: a directory that belongs to another user
+    /// or that group or others can write is refused (anyone who can write it can point the
+    /// issuer at their own server and collect the refresh token). Looser modes of what the
+    /// user owns are tightened to 0700 / 0600; the returned text says what was changed, for
+    /// one warning. A missing directory is fine: it is created 0700.
+    #[cfg(unix)]
+    pub fn check_private(&self, how: Check) -> Result<Option<String>> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = match std::fs::metadata(&self.dir) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("read", &self.dir, &e)),
+        };
+        let me = rustix::process::geteuid().as_raw();
+        let dir = self.dir.display();
+        if meta.uid() != me {
+            return Err(Error::failure(format!(
+                "the store {dir} belongs to another user (uid {}); refusing to use it",
+                meta.uid()
+            ))
+            .with_hint(
+                "use a directory of your own (--config-dir DIR or MYCLI_CONFIG_DIR), \
+                 or make it yours with chown",
+            ));
+        }
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            return Err(Error::failure(format!(
+                "the store {dir} can be written by other users (mode {mode:04o}); refusing to use it"
+            ))
+            .with_hint(format!(
+                "anyone who can write it may have changed its files: check config.toml \
+                 (issuers, client ids), then run `chmod 700 {dir}`"
+            )));
+        }
+        if mode & 0o077 == 0 && how == Check::Dir {
+            return Ok(None);
+        }
+        let mut fixed = Vec::new();
+        if mode & 0o077 != 0 {
+            tighten(&self.dir, &mut fixed)?;
+        }
+        tighten(&self.credentials(), &mut fixed)?;
+        for sub in [self.tokens(), self.locks(), self.cache()] {
+            if tighten(&sub, &mut fixed)? {
+                // A loose subdirectory was not made by mycli: its files may be loose too.
+                if let Ok(entries) = std::fs::read_dir(&sub) {
+                    for entry in entries.flatten() {
+                        tighten(&entry.path(), &mut fixed)?;
+                    }
+                }
+            }
+        }
+        if mode & 0o077 != 0 {
+            for file in [self.config(), self.pointers()] {
+                tighten(&file, &mut fixed)?;
+            }
+        }
+        Ok((!fixed.is_empty()).then(|| {
+            format!(
+                "{} could be read by other users; mycli made {} private (0700 directories, 0600 files)",
+                fixed.join(", "),
+                if fixed.len() == 1 { "it" } else { "them" }
+            )
+        }))
+    }
+
+    #[cfg(not(unix))]
+    pub fn check_private(&self, _how: Check) -> Result<Option<String>> {
+        Ok(None)
+    }
+}
+
+/// Removes group and other bits from a file or directory the user owns (symlinks are left
+/// alone); true when it had some. Another user's file in the store is refused.
+#[cfg(unix)]
+fn tighten(path: &Path, fixed: &mut Vec<String>) -> Result<bool> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_symlink() => meta,
+        _ => return Ok(false),
+    };
+    if meta.uid() != rustix::process::geteuid().as_raw() {
+        return Err(Error::failure(format!(
+            "{} belongs to another user (uid {}); refusing to use the store",
+            path.display(),
+            meta.uid()
+        ))
+        .with_hint("remove it, or make it yours with chown"));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return Ok(false);
+    }
+    let wanted = if meta.is_dir() { 0o700 } else { 0o600 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(wanted))
+        .map_err(|e| Error::io("change the mode of", path, &e))?;
+    fixed.push(format!("{} ({mode:04o})", path.display()));
+    Ok(true)
 }
 
 fn create_private_dir(dir: &Path) -> Result<()> {

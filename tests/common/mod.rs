@@ -10,6 +10,7 @@ mod world;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -119,6 +120,8 @@ impl Sandbox {
 
     pub fn write_config(&self, text: &str) {
         std::fs::create_dir_all(&self.config_dir).unwrap();
+        // Private, as mycli creates it (a looser store is tightened with a warning).
+        std::fs::set_permissions(&self.config_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
         std::fs::write(self.path("config.toml"), text).unwrap();
     }
 
@@ -171,7 +174,6 @@ impl Sandbox {
 }
 
 pub fn make_executable(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 

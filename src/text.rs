@@ -1,0 +1,54 @@
+//! Characters that do not show: text from an IdP or a user must never hide something.
+
+/// Unicode format characters (Cf: bidi overrides and isolates, zero-width spaces and joiners,
+/// the BOM, tag characters, ...) and the line and paragraph separators (Zl, Zp). `prod` and
+/// `prod\u{200b}` look alike, and `evil\u{202e}hs.exe` reads backwards.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{600}'..='\u{605}'
+            | '\u{61c}'
+            | '\u{6dd}'
+            | '\u{70f}'
+            | '\u{890}'..='\u{891}'
+            | '\u{8e2}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+            | '\u{110bd}'
+            | '\u{110cd}'
+            | '\u{13430}'..='\u{1343f}'
+            | '\u{1bca0}'..='\u{1bca3}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0001}'
+            | '\u{e0020}'..='\u{e007f}'
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_characters_are_invisible_letters_are_not() {
+        for c in [
+            '\u{202e}',
+            '\u{200b}',
+            '\u{2066}',
+            '\u{feff}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{e0041}',
+        ] {
+            assert!(is_invisible(c), "{c:?}");
+        }
+        for c in ['a', 'é', '漢', '😀', '-', ' '] {
+            assert!(!is_invisible(c), "{c:?}");
+        }
+    }
+}
