@@ -5,7 +5,7 @@ use mycli::cli::Cli;
 
 fn main() -> ExitCode {
     // Answers shell completion requests (`COMPLETE=bash mycli ...`) and exits; otherwise a no-op.
-    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
+    mycli::complete::answer_shell();
     mycli::exit_130_on_ctrl_c();
     ExitCode::from(mycli::run(Cli::parse()))
 }

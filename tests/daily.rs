@@ -396,3 +396,160 @@ fn logout_of_the_current_context_says_none_is_current_and_how_to_pick_one() {
         run.stderr
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// 5. Completion in real shells
+// ---------------------------------------------------------------------------------------------
+
+/// Types `keys` into an interactive `shell` on a terminal (script(1)), with `mycli` on PATH
+/// and the sandbox's store; returns once the shell exited.
+fn type_into_shell(sb: &Sandbox, shell: &str, keys: &[u8]) -> String {
+    use std::io::Write;
+    let bin_dir = std::path::Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", shell, "/dev/null"])
+        .env_clear()
+        .env("PATH", path)
+        .env("HOME", sb.tmp.path())
+        .env("ZDOTDIR", sb.tmp.path())
+        .env("LANG", "C.UTF-8")
+        .env("TERM", "xterm")
+        .envs(sb.env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("script(1) from util-linux");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(keys).unwrap();
+    stdin.flush().unwrap();
+    let pid = child.id();
+    let watchdog = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(30));
+        let _ = std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status();
+    });
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    drop(watchdog);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn shell_store() -> Sandbox {
+    let sb = Sandbox::new();
+    let mut text = String::from("current = \"org_globex\"\n\n");
+    text.push_str(&context_toml("org_acme", "acme"));
+    text.push_str(&context_toml("org_globex", "globex"));
+    text.push_str(&context_toml("org_odd", "it's;x"));
+    sb.write_config(&text);
+    sb
+}
+
+fn current_name(sb: &Sandbox) -> String {
+    sb.run(&["current"]).stdout.trim().to_string()
+}
+
+#[test]
+fn zsh_completion_installed_in_fpath_works_on_the_first_tab() {
+    if std::process::Command::new("zsh")
+        .arg("-c")
+        .arg("true")
+        .status()
+        .is_err()
+    {
+        panic!("zsh is needed for this test: run scripts/setup (it installs zsh)");
+    }
+    let sb = shell_store();
+    let fpath = sb.tmp.path().join("zfunc");
+    std::fs::create_dir_all(&fpath).unwrap();
+    // The README way: the script as `_mycli` in a directory of $fpath, then compinit.
+    let script = sb.run(&["completions", "zsh"]);
+    script.ok();
+    std::fs::write(fpath.join("_mycli"), &script.stdout).unwrap();
+    std::fs::write(
+        sb.tmp.path().join(".zshrc"),
+        format!(
+            "fpath=({} $fpath)\nautoload -Uz compinit\ncompinit -u\nPS1='> '\n",
+            fpath.display()
+        ),
+    )
+    .unwrap();
+    // One TAB in a fresh shell completes `ac` to `acme`; Enter then runs the switch.
+    let screen = type_into_shell(&sb, "zsh -i", b"mycli switch ac\t\nexit\n");
+    assert_eq!(
+        current_name(&sb),
+        "acme",
+        "the first TAB did not complete:\n{screen}"
+    );
+}
+
+#[test]
+fn bash_completion_quotes_names_with_metacharacters() {
+    let sb = shell_store();
+    let script = sb.tmp.path().join("mycli.bash");
+    std::fs::write(&script, sb.run(&["completions", "bash"]).stdout).unwrap();
+    std::fs::write(
+        sb.tmp.path().join(".bashrc"),
+        format!("source '{}'\nPS1='> '\n", script.display()),
+    )
+    .unwrap();
+    let screen = type_into_shell(
+        &sb,
+        &format!(
+            "bash --rcfile '{}' -i",
+            sb.tmp.path().join(".bashrc").display()
+        ),
+        b"mycli switch it\t\nexit\n",
+    );
+    assert_eq!(current_name(&sb), "it's;x", "{screen}");
+}
+
+/// What `COMPLETE=SHELL mycli -- mycli WORDS` offers (the last word is being completed).
+fn candidates(sb: &Sandbox, shell: &str, words: &[&str]) -> Vec<String> {
+    let mut cmd = sb.cmd();
+    cmd.env("COMPLETE", shell).args(["--", "mycli"]).args(words);
+    if shell == "bash" {
+        cmd.env("_CLAP_COMPLETE_INDEX", words.len().to_string())
+            .env("_CLAP_IFS", "\n");
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('\t').next().unwrap_or_default().to_string())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+#[test]
+fn switch_tab_offers_context_names_and_flags_only_after_a_dash() {
+    let sb = shell_store();
+    for shell in ["bash", "fish"] {
+        let values = candidates(&sb, shell, &["switch", ""]);
+        assert!(values.iter().any(|v| v == "acme"), "{shell}: {values:?}");
+        assert!(
+            values.iter().all(|v| !v.starts_with('-')),
+            "{shell}: flags offered for a name: {values:?}"
+        );
+        let values = candidates(&sb, shell, &["switch", "--"]);
+        assert!(
+            values.iter().any(|v| v == "--context"),
+            "{shell}: {values:?}"
+        );
+        assert!(!values.iter().any(|v| v == "acme"), "{shell}: {values:?}");
+        // Value completion of a flag still works.
+        let values = candidates(&sb, shell, &["token", "--context", ""]);
+        assert!(values.iter().any(|v| v == "globex"), "{shell}: {values:?}");
+    }
+    // bash inserts candidates literally: metacharacters come escaped.
+    let values = candidates(&sb, "bash", &["switch", "it"]);
+    assert_eq!(values, ["it\\'s\\;x"]);
+    let values = candidates(&sb, "fish", &["switch", "it"]);
+    assert_eq!(values, ["it's;x"]);
+}

@@ -22,7 +22,27 @@ pub fn script(shell: Shell) -> Result<String> {
     completer
         .write_registration("COMPLETE", "mycli", "mycli", "mycli", &mut buf)
         .map_err(|e| Error::failure(format!("could not render the completion script: {e}")))?;
-    String::from_utf8(buf).map_err(|_| Error::failure("the completion script is not UTF-8"))
+    let script =
+        String::from_utf8(buf).map_err(|_| Error::failure("the completion script is not UTF-8"))?;
+    Ok(match shell {
+        Shell::Zsh => autoloadable_zsh(&script),
+        _ => script,
+    })
+}
+
+/// The generated zsh script only registers its function with `compdef`. Installed as
+/// `_mycli` in `$fpath`, compinit autoloads the file as the completion function itself, so the
+/// first <TAB> of every shell only registered it and completed nothing. Autoloaded, it now
+/// defines the function and completes at once; sourced, it registers as before.
+fn autoloadable_zsh(script: &str) -> String {
+    const REGISTER: &str = "compdef _clap_dynamic_completer_mycli mycli";
+    script.replacen(
+        REGISTER,
+        "if [ \"$funcstack[1]\" = \"_mycli\" ]; then\n    \
+         _clap_dynamic_completer_mycli \"$@\"\nelse\n    \
+         compdef _clap_dynamic_completer_mycli mycli\nfi",
+        1,
+    )
 }
 
 /// File name of the committed script for a shell, under `completions/`.
