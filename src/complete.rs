@@ -81,8 +81,9 @@ fn for_the_shell(name: &str, bash: bool) -> String {
     }
     let mut out = String::with_capacity(name.len() + 4);
     for c in name.chars() {
-        if !(c.is_alphanumeric() || "._-+,:@%^=/".contains(c) || (!c.is_ascii() && !c.is_control()))
-        {
+        let safe =
+            c.is_alphanumeric() || "._-+,:@%^=/".contains(c) || !(c.is_ascii() || c.is_control());
+        if !safe {
             out.push('\\');
         }
         out.push(c);
