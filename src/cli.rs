@@ -76,9 +76,37 @@ pub enum Command {
     Logout(LogoutArgs),
     /// Rename a context
     Rename(RenameArgs),
+    /// Pin a context to this directory (`.mycli.toml`), show the pin, or clear it
+    #[command(after_help = PIN_EXAMPLES)]
+    Pin(PinArgs),
+    /// Run a command with a context's access token in its environment
+    #[command(after_help = EXEC_EXAMPLES)]
+    Exec(ExecArgs),
+    /// Start a shell whose commands use one context
+    Shell(ShellArgs),
+    /// Print the name of the context commands here use (for PS1 and prompt frameworks)
+    Prompt,
     /// Print the shell completion script
     Completions(CompletionsArgs),
 }
+
+const PIN_EXAMPLES: &str = "Examples:
+  mycli pin acme              # .mycli.toml: organization = \"org_...\" (commit it)
+  mycli pin acme --personal   # .mycli.toml: context = \"acme\" (your name for it)
+  mycli pin                   # which pin applies here, and its file
+  mycli pin --clear           # remove .mycli.toml from this directory
+
+Selection, highest first: --context, MYCLI_CONTEXT, the nearest .mycli.toml (the search
+stops at MYCLI_CEILING_DIRS entries), the current context.";
+
+const EXEC_EXAMPLES: &str = "Examples:
+  mycli exec -- sh -c 'curl -H \"Authorization: Bearer $MYCLI_TOKEN\" https://api.example.com'
+  mycli --context acme exec --env API_TOKEN -- ./deploy.sh
+  mycli exec --each '*' -- ./report.sh      # once per context, one after the other
+  mycli exec --each 'org_01H*' --no-token -- mycli status
+
+The command runs with MYCLI_CONTEXT set, so every mycli it starts uses the same context. Its
+exit code is mycli's (128+N when a signal N ended it); 127 when it cannot be found.";
 
 #[derive(Debug, Args)]
 pub struct LoginArgs {
@@ -129,9 +157,51 @@ pub struct LoginArgs {
 
 #[derive(Debug, Args)]
 pub struct SwitchArgs {
-    /// Context name, organization id, or `-` for the previous context
+    /// Context name, organization id, or `-` for the previous context (none: pick from a list)
     #[arg(value_name = "NAME|ORG_ID|-", add = ArgValueCandidates::new(complete::context_names))]
-    pub target: String,
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// The context to pin here, by name or organization id
+    #[arg(value_name = "NAME|ORG_ID", add = ArgValueCandidates::new(complete::context_names))]
+    pub target: Option<String>,
+
+    /// Write the context's name (personal) instead of its organization id (shareable)
+    #[arg(long, requires = "target")]
+    pub personal: bool,
+
+    /// Remove the .mycli.toml of this directory
+    #[arg(long, conflicts_with_all = ["target", "personal"])]
+    pub clear: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Run the command once per context whose name or organization id matches this glob
+    /// (`*` and `?`; '*' for all)
+    #[arg(long, value_name = "PATTERN")]
+    pub each: Option<String>,
+
+    /// The variable that carries the access token
+    #[arg(long = "env", value_name = "NAME", default_value = crate::env::TOKEN)]
+    pub env_name: String,
+
+    /// Do not put an access token in the environment
+    #[arg(long, conflicts_with = "env_name")]
+    pub no_token: bool,
+
+    /// The command and its arguments
+    #[arg(required = true, last = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    /// The context for the shell (default: the one commands here use)
+    #[arg(value_name = "NAME|ORG_ID", add = ArgValueCandidates::new(complete::context_names))]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Args)]

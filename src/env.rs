@@ -20,6 +20,15 @@ pub const SSH_CONNECTION: &str = "SSH_CONNECTION";
 pub const SSH_TTY: &str = "SSH_TTY";
 pub const DBUS_SESSION_BUS_ADDRESS: &str = "DBUS_SESSION_BUS_ADDRESS";
 pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
+/// Directories the search for a `.mycli.toml` pin does not enter (like git's
+/// `GIT_CEILING_DIRECTORIES`).
+pub const CEILING_DIRS: &str = "MYCLI_CEILING_DIRS";
+/// The access token `mycli exec` hands to its command (the default name).
+pub const TOKEN: &str = "MYCLI_TOKEN";
+/// The shell `mycli shell` starts.
+pub const SHELL: &str = "SHELL";
+/// What kubectl asks of a credential plugin (the apiVersion it wants).
+pub const KUBERNETES_EXEC_INFO: &str = "KUBERNETES_EXEC_INFO";
 
 /// A variable's value, treating an empty value as unset.
 pub fn var(name: &str) -> Option<String> {

@@ -18,6 +18,9 @@ pub enum Kind {
     NeedsLogin,
     /// Exit 0, silently: stdout was closed by the reader (`mycli contexts | head -1`).
     BrokenPipe,
+    /// This exit code: the status of a command `mycli exec` ran (127 when it was not found),
+    /// or 130 for a picker cancelled with Esc. An empty message prints nothing.
+    Exit(u8),
 }
 
 impl Kind {
@@ -27,6 +30,7 @@ impl Kind {
             Kind::Usage => 2,
             Kind::NeedsLogin => 4,
             Kind::BrokenPipe => 0,
+            Kind::Exit(code) => code,
         }
     }
 }

@@ -17,11 +17,14 @@ struct State {
     deferred: Option<Ui>,
     /// Signals received inside the current window.
     pending: u32,
+    /// A child program (`mycli exec`, `mycli shell`) has the terminal: signals are its.
+    handed_over: bool,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
     deferred: None,
     pending: 0,
+    handed_over: false,
 });
 
 fn state() -> MutexGuard<'static, State> {
@@ -50,6 +53,9 @@ pub fn install() {
 
 fn on_signal() {
     let mut st = state();
+    if st.handed_over {
+        return;
+    }
     st.pending = st.pending.saturating_add(1);
     match st.deferred {
         Some(ui) if st.pending == 1 => ui.warn(
@@ -62,6 +68,12 @@ fn on_signal() {
 
 fn exit() -> ! {
     std::process::exit(EXIT)
+}
+
+/// From now on SIGINT and SIGTERM no longer end mycli: a command that runs another program
+/// (`exec`, `shell`) passes them on to it and exits with its status.
+pub fn hand_over() {
+    state().handed_over = true;
 }
 
 /// Whether a signal arrived inside the current deferred window.

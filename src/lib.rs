@@ -15,6 +15,7 @@ pub mod error;
 pub mod interrupt;
 pub mod output;
 pub mod secret;
+pub mod select;
 pub mod session;
 pub mod store;
 pub mod text;
@@ -39,7 +40,7 @@ pub fn run(cli: Cli) -> u8 {
     match dispatch(cli, ui) {
         Ok(()) => 0,
         Err(err) => {
-            if err.kind != Kind::BrokenPipe {
+            if err.kind != Kind::BrokenPipe && !err.message.is_empty() {
                 ui.error(&err);
             }
             err.kind.exit_code()
@@ -74,6 +75,10 @@ fn dispatch(cli: Cli, ui: Ui) -> Result<()> {
         Command::Status(args) => commands::status::run(&app, args),
         Command::Logout(args) => commands::logout::run(&app, args),
         Command::Rename(args) => commands::rename::run(&app, args),
+        Command::Pin(args) => commands::pin::run(&app, args),
+        Command::Exec(args) => commands::exec::run(&app, args),
+        Command::Shell(args) => commands::shell::run(&app, args),
+        Command::Prompt => commands::prompt::run(&app),
         Command::Completions(args) => commands::completions::run(args),
     }
 }

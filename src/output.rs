@@ -8,6 +8,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::error::{Error, Kind, Result};
+use crate::select::Rule;
 use crate::store::{Config, Context};
 
 /// `--output`: how a command that prints data prints it.
@@ -16,6 +17,8 @@ pub enum OutputFormat {
     Table,
     Json,
     Name,
+    /// A Kubernetes ExecCredential (`mycli token` only)
+    ExecCredential,
 }
 
 /// Writes `text` and a newline to stdout. A closed pipe ends the program quietly.
@@ -46,6 +49,17 @@ pub fn json<T: Serialize>(value: &T) -> Result<()> {
         .map_err(stdout_error)
 }
 
+/// The `-o` of a command that prints contexts: table (the default), json or name.
+pub fn listing_format(output: Option<OutputFormat>) -> Result<OutputFormat> {
+    match output {
+        Some(OutputFormat::ExecCredential) => Err(Error::usage(
+            "-o exec-credential is an output of `mycli token` only",
+        )
+        .with_hint("use -o table, json or name here")),
+        other => Ok(other.unwrap_or(OutputFormat::Table)),
+    }
+}
+
 fn stdout_error(e: std::io::Error) -> Error {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
         Error::new(Kind::BrokenPipe, "")
@@ -69,6 +83,31 @@ pub struct ContextJson<'a> {
     pub needs_login: bool,
     pub method: &'static str,
     pub signed_in_at: Option<&'a str>,
+    /// Whether this is the context commands here use (spec §8), which may differ from the
+    /// `current` pointer.
+    pub selected: bool,
+    /// The rule that selected it, when `selected`.
+    pub selected_by: Option<SelectedByJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SelectedByJson {
+    /// `flag`, `env`, `pin` or `current`.
+    pub rule: &'static str,
+    /// The pin file, for `pin`.
+    pub path: Option<String>,
+}
+
+impl SelectedByJson {
+    pub fn new(rule: &Rule) -> Self {
+        SelectedByJson {
+            rule: rule.as_str(),
+            path: match rule {
+                Rule::Pin(path) => Some(path.display().to_string()),
+                _ => None,
+            },
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -105,6 +144,8 @@ impl<'a> ContextJson<'a> {
             needs_login: ctx.needs_login,
             method: ctx.method.as_str(),
             signed_in_at: ctx.signed_in_at.as_deref(),
+            selected: false,
+            selected_by: None,
         }
     }
 }
@@ -123,8 +164,9 @@ pub fn state(ctx: &Context) -> &'static str {
 /// Prints the kubectl-like table of `mycli contexts`, rendered by comfy-table: borderless
 /// columns three spaces apart, no trailing blanks, sorted by name, aligned by display width
 /// (wide CJK characters and emoji take two columns). On a terminal the table is fitted to its
-/// width: the widest cells are cut with `…`, rows never wrap. Piped, it is never cut.
-pub fn contexts_table(config: &Config) -> Result<()> {
+/// width: the widest cells are cut with `…`, rows never wrap. Piped, it is never cut. `*` marks
+/// the `selected` context (the one commands here use).
+pub fn contexts_table(config: &Config, selected: Option<&str>) -> Result<()> {
     const HEADER: [&str; 5] = ["CURRENT", "NAME", "ORGANIZATION", "USER", "STATE"];
     let mut contexts: Vec<(&String, &Context)> = config.contexts.iter().collect();
     contexts.sort_unstable_by(|a, b| a.1.name.cmp(&b.1.name));
@@ -154,7 +196,7 @@ pub fn contexts_table(config: &Config) -> Result<()> {
     }
     for (key, ctx) in contexts {
         table.add_row(one_line(vec![
-            if config.current.as_ref() == Some(key) {
+            if selected == Some(key.as_str()) {
                 "*"
             } else {
                 ""

@@ -9,6 +9,7 @@ use crate::auth::{self, Http, IdpError, Provider, ProviderConfig, Reply, Session
 use crate::cli::LoginArgs;
 use crate::env;
 use crate::error::{Error, Result};
+use crate::select::Selection;
 use crate::session;
 use crate::store::cache::CachedToken;
 use crate::store::credentials::Preference;
@@ -23,6 +24,15 @@ enum Flow {
 
 pub fn run(app: &App, mut args: LoginArgs) -> Result<()> {
     let config = Config::load(&app.paths)?;
+    if args.org.is_none()
+        && let Some(org) = Selection::of(app)?.pinned_organization(&config)
+    {
+        app.ui.say(&format!(
+            "Signing in to {org}, which this directory's {} pins.",
+            crate::select::PIN_FILE
+        ));
+        args.org = Some(org);
+    }
     let pref = Preference::from_env(args.insecure_storage)?;
     // A login for a known context (`--org` of a known organization, or `--context NAME`)
     // renews it with the provider it remembers, whatever the defaults are today: flags alone

@@ -3,10 +3,14 @@
 pub mod completions;
 pub mod contexts;
 pub mod current;
+pub mod exec;
 pub mod login;
 pub mod logout;
+pub mod pin;
+pub mod prompt;
 pub mod refresh;
 pub mod rename;
+pub mod shell;
 pub mod status;
 pub mod switch;
 pub mod token;
@@ -48,7 +52,7 @@ fn severity(kind: Kind) -> u8 {
         Kind::NeedsLogin => 3,
         Kind::Failure => 2,
         Kind::Usage => 1,
-        Kind::BrokenPipe => 0,
+        Kind::BrokenPipe | Kind::Exit(_) => 0,
     }
 }
 

@@ -1,7 +1,8 @@
 use crate::app::App;
 use crate::cli::{OutputFormat, StatusArgs};
 use crate::error::Result;
-use crate::output::{self, ContextJson};
+use crate::output::{self, ContextJson, SelectedByJson};
+use crate::select::{Rule, Selection};
 use crate::session;
 use crate::store::cache;
 use crate::store::{Config, Context, Method, Storage};
@@ -9,8 +10,21 @@ use crate::time;
 
 pub fn run(app: &App, args: StatusArgs) -> Result<()> {
     let config = Config::load(&app.paths)?;
-    let query = args.name.as_deref().or(app.context.as_deref());
-    let key = config.selected(query)?;
+    // The rule that selects a context here, and that context; `status NAME` may show another.
+    let here = match args.name.as_deref() {
+        Some(_) => Selection::of(app)
+            .ok()
+            .and_then(|s| s.key(&config).ok().map(|k| (k, s.rule))),
+        None => {
+            let selection = Selection::of(app)?;
+            Some((selection.key(&config)?, selection.rule))
+        }
+    };
+    let key = match args.name.as_deref() {
+        Some(name) => config.resolve(name)?,
+        None => here.as_ref().map(|(k, _)| k.clone()).unwrap_or_default(),
+    };
+    let rule = here.and_then(|(k, rule)| (k == key).then_some(rule));
     let mut ctx = config.contexts[&key].clone();
     let now = app.now();
 
@@ -26,11 +40,28 @@ pub fn run(app: &App, args: StatusArgs) -> Result<()> {
     }
     let current = config.current.as_deref() == Some(key.as_str());
 
-    match app.output.unwrap_or(OutputFormat::Table) {
-        OutputFormat::Json => output::json(&ContextJson::new(&key, &ctx, current))?,
+    match output::listing_format(app.output)? {
+        OutputFormat::Json => {
+            let mut item = ContextJson::new(&key, &ctx, current);
+            item.selected = rule.is_some();
+            item.selected_by = rule.as_ref().map(SelectedByJson::new);
+            output::json(&item)?
+        }
         OutputFormat::Name => output::line(&ctx.name)?,
-        OutputFormat::Table => {
-            output::block(&describe(app, &key, &ctx, current, now, secret_note))?
+        OutputFormat::Table | OutputFormat::ExecCredential => {
+            let selected_by = rule.as_ref().map_or(
+                "not selected here (shown because it was named)".to_string(),
+                Rule::describe,
+            );
+            output::block(&describe(
+                app,
+                &key,
+                &ctx,
+                current,
+                now,
+                secret_note,
+                &selected_by,
+            ))?
         }
     }
     if ctx.needs_login {
@@ -46,6 +77,7 @@ fn describe(
     current: bool,
     now: i64,
     secret_note: Option<String>,
+    selected_by: &str,
 ) -> String {
     let org = match Context::organization_id(key) {
         Some(id) => match &ctx.organization_name {
@@ -99,7 +131,8 @@ fn describe(
     };
     format!(
         "{title}\n  Organization:  {org}\n  User:          {user}\n  Provider:      {} {} (client {})\n  \
-         Signed in by:  {method}{}\n  Secret:        {secret}\n  Access token:  {expiry}\n  State:         {state}\n",
+         Signed in by:  {method}{}\n  Secret:        {secret}\n  Access token:  {expiry}\n  State:         {state}\n  \
+         Selected by:   {selected_by}\n",
         ctx.provider.as_str(),
         ctx.issuer,
         ctx.client_id,

@@ -523,7 +523,7 @@ impl<'a> ConfigLock<'a> {
 
 /// Whether the index was built from `config.toml` as it is now (true when there is no
 /// `config.toml`). Reads only the index's first line.
-fn index_is_current(paths: &Paths) -> Result<bool> {
+pub(crate) fn index_is_current(paths: &Paths) -> Result<bool> {
     use std::io::Read;
     let meta = match std::fs::metadata(paths.config()) {
         Ok(meta) => meta,
