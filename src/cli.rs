@@ -18,8 +18,9 @@ use crate::store::ProviderKind;
         `mycli login --org ORG_ID` signs you in through your organization's identity provider \
         (WorkOS AuthKit or any OpenID Connect provider) and keeps one session per \
         organization. `mycli token` prints a fresh access token for scripts.",
-    after_help = "Exit codes: 0 success, 1 failure, 2 usage, 4 a new login is needed, 130 interrupted.",
+    after_help = MYCLI_EXAMPLES,
     propagate_version = true,
+    disable_help_subcommand = true,
     max_term_width = 100
 )]
 pub struct Cli {
@@ -27,6 +28,7 @@ pub struct Cli {
     #[arg(
         long,
         global = true,
+        help_heading = GLOBAL,
         value_name = "NAME",
         env = crate::env::CONTEXT,
         hide_env_values = true,
@@ -35,19 +37,32 @@ pub struct Cli {
     pub context: Option<String>,
 
     /// The config directory [env: MYCLI_CONFIG_DIR] [default: ~/.config/mycli]
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "DIR")]
     pub config_dir: Option<PathBuf>,
 
-    /// Output format, where a command prints data
-    #[arg(short = 'o', long, global = true, value_enum, value_name = "FORMAT")]
+    /// Output format of the commands that print data (contexts, status, token)
+    #[arg(
+        short = 'o',
+        long,
+        global = true,
+        help_heading = GLOBAL,
+        value_enum,
+        value_name = "FORMAT"
+    )]
     pub output: Option<OutputFormat>,
 
     /// Show each HTTP exchange on stderr, secrets redacted
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub verbose: bool,
 
     /// Print nothing on stderr but errors
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        help_heading = GLOBAL,
+        conflicts_with = "verbose"
+    )]
     pub quiet: bool,
 
     #[command(subcommand)]
@@ -57,24 +72,40 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Sign in to an organization and make its context current
+    #[command(
+        long_about = "Sign in to an organization and make its context current.\n\n\
+            With a browser (BROWSER is set, or a desktop session outside SSH), mycli opens the \
+            identity provider's page and receives the answer on a loopback port (PKCE). \
+            Without one, or with --device, it prints a URL and a code to enter on any device. \
+            Already signed in to that organization: it switches to it without a browser \
+            (--force signs in again). Signing in again to a known context reuses the provider, \
+            issuer and client id it remembers.",
+        after_help = LOGIN_EXAMPLES
+    )]
     Login(LoginArgs),
     /// Make a context current (`-` returns to the previous one)
-    #[command(visible_alias = "use")]
+    #[command(visible_alias = "use", after_help = SWITCH_EXAMPLES)]
     Switch(SwitchArgs),
     /// List contexts
-    #[command(visible_alias = "ls")]
+    #[command(visible_alias = "ls", after_help = CONTEXTS_EXAMPLES)]
     Contexts,
     /// Print the current context's name
+    #[command(after_help = CURRENT_EXAMPLES)]
     Current,
     /// Print a valid access token for the selected context, refreshing it when needed
+    #[command(after_help = TOKEN_EXAMPLES)]
     Token,
     /// Refresh a context's tokens now
+    #[command(after_help = REFRESH_EXAMPLES)]
     Refresh(RefreshArgs),
     /// Show who is signed in where, and until when
+    #[command(after_help = STATUS_EXAMPLES)]
     Status(StatusArgs),
     /// End a session at the identity provider and forget it here
+    #[command(after_help = LOGOUT_EXAMPLES)]
     Logout(LogoutArgs),
     /// Rename a context
+    #[command(after_help = RENAME_EXAMPLES)]
     Rename(RenameArgs),
     /// Pin a context to this directory (`.mycli.toml`), show the pin, or clear it
     #[command(after_help = PIN_EXAMPLES)]
@@ -83,11 +114,271 @@ pub enum Command {
     #[command(after_help = EXEC_EXAMPLES)]
     Exec(ExecArgs),
     /// Start a shell whose commands use one context
+    #[command(after_help = SHELL_EXAMPLES)]
     Shell(ShellArgs),
     /// Print the name of the context commands here use (for PS1 and prompt frameworks)
+    #[command(after_help = PROMPT_EXAMPLES)]
     Prompt,
     /// Print the shell completion script
+    #[command(
+        long_about = "Print the shell completion script.\n\n\
+            Context names complete on <TAB> (`mycli switch <TAB>`): the script asks mycli, which \
+            reads config.toml only. Where each shell's script goes:\n\n  \
+            bash        source <(mycli completions bash)   in ~/.bashrc, or save it as\n              \
+                        ~/.local/share/bash-completion/completions/mycli\n  \
+            zsh         mycli completions zsh > \"${fpath[1]}/_mycli\"   (any $fpath directory,\n              \
+                        before compinit), or source <(mycli completions zsh) after compinit\n  \
+            fish        mycli completions fish > ~/.config/fish/completions/mycli.fish\n  \
+            powershell  mycli completions powershell | Out-String | Invoke-Expression\n              \
+                        in your $PROFILE\n  \
+            elvish      eval (mycli completions elvish | slurp)   in ~/.config/elvish/rc.elv",
+        after_help = COMPLETIONS_EXAMPLES
+    )]
     Completions(CompletionsArgs),
+    /// Print help for a command, or a topic (`mycli help environment`)
+    #[command(after_help = HELP_EXAMPLES)]
+    Help(HelpArgs),
+}
+
+impl Command {
+    /// The `-o` formats each command understands. Anything else is a usage error (exit 2):
+    /// a format a command cannot honour is refused, never silently ignored.
+    pub fn output_formats(&self) -> &'static [OutputFormat] {
+        use OutputFormat::{ExecCredential, Json, Name, Table};
+        match self {
+            Command::Contexts | Command::Status(_) => &[Table, Json, Name],
+            Command::Token => &[Json, ExecCredential],
+            _ => &[],
+        }
+    }
+
+    /// The command's name as typed after `mycli`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Login(_) => "login",
+            Command::Switch(_) => "switch",
+            Command::Contexts => "contexts",
+            Command::Current => "current",
+            Command::Token => "token",
+            Command::Refresh(_) => "refresh",
+            Command::Status(_) => "status",
+            Command::Logout(_) => "logout",
+            Command::Rename(_) => "rename",
+            Command::Pin(_) => "pin",
+            Command::Exec(_) => "exec",
+            Command::Shell(_) => "shell",
+            Command::Prompt => "prompt",
+            Command::Completions(_) => "completions",
+            Command::Help(_) => "help",
+        }
+    }
+}
+
+/// The heading of the options every command takes.
+const GLOBAL: &str = "Global options";
+
+const MYCLI_EXAMPLES: &str = "Examples:
+  mycli login --org org_01H93RZAP85YGYZJXYPAZ9QTXF --name acme
+  mycli contexts
+  mycli switch acme
+  curl -H \"Authorization: Bearer $(mycli token)\" https://api.example.com/me
+
+Exit codes: 0 success, 1 failure, 2 usage, 4 a new login is needed, 130 interrupted.
+`mycli help environment` lists the environment variables.";
+
+const LOGIN_EXAMPLES: &str = "Examples:
+  mycli login --org org_01H93RZAP85YGYZJXYPAZ9QTXF --name acme
+  mycli login --provider oidc --issuer https://idp.example.com --client-id mycli --org acme
+  mycli login --org acme --device        # sign in on another device (a phone, a laptop)
+  mycli login --context acme --force     # sign in again with what acme remembers";
+
+const SWITCH_EXAMPLES: &str = "Examples:
+  mycli switch acme
+  mycli switch org_01H93RZAP85YGYZJXYPAZ9QTXF
+  mycli switch -          # back to the previous context";
+
+const CONTEXTS_EXAMPLES: &str = "Examples:
+  mycli contexts
+  mycli contexts -o json | jq -r '.[] | select(.needs_login) | .name'
+  mycli contexts -o name | fzf | xargs mycli switch";
+
+const CURRENT_EXAMPLES: &str = "Examples:
+  mycli current
+  mycli --context acme current     # the context a command would use
+
+For a shell prompt, `mycli prompt` is faster and prints nothing when no context applies.";
+
+const TOKEN_EXAMPLES: &str = "Examples:
+  curl -H \"Authorization: Bearer $(mycli token)\" https://api.example.com/me
+  mycli token --context acme
+  mycli token -o json | jq -r .expires_at
+  mycli token -o exec-credential     # as a kubectl exec credential plugin
+
+Exit code 4 means a new login is needed; the hint says which `mycli login` to run.";
+
+const REFRESH_EXAMPLES: &str = "Examples:
+  mycli refresh
+  mycli refresh acme
+  mycli refresh --all";
+
+const STATUS_EXAMPLES: &str = "Examples:
+  mycli status
+  mycli status acme -o json
+  mycli status || mycli login --context \"$(mycli current)\"   # exit 4: sign in again";
+
+const LOGOUT_EXAMPLES: &str = "Examples:
+  mycli logout
+  mycli logout acme
+  mycli logout --all";
+
+const RENAME_EXAMPLES: &str = "Examples:
+  mycli rename org_01H93RZAP85YGYZJXYPAZ9QTXF acme";
+
+const COMPLETIONS_EXAMPLES: &str = "Examples:
+  mycli completions zsh > \"${fpath[1]}/_mycli\"
+  mycli completions fish > ~/.config/fish/completions/mycli.fish";
+
+const SHELL_EXAMPLES: &str = "Examples:
+  mycli shell acme        # a sub-shell where every mycli command uses acme; `exit` returns";
+
+const PROMPT_EXAMPLES: &str = "Examples:
+  PS1='[$(mycli prompt)] \\$ '          # bash
+  PROMPT='[$(mycli prompt)] %# '       # zsh, with setopt prompt_subst";
+
+const HELP_EXAMPLES: &str = "Examples:
+  mycli help login
+  mycli help environment      # every environment variable mycli reads";
+
+/// `mycli help environment`, and the ENVIRONMENT section of the man pages: every variable
+/// mycli reads.
+pub const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "MYCLI_CONFIG_DIR",
+        "The store directory (as --config-dir). Default: $XDG_CONFIG_HOME/mycli, ~/.config/mycli.",
+    ),
+    (
+        "MYCLI_CONTEXT",
+        "The context for this command (as --context); the current one is not changed.",
+    ),
+    (
+        "MYCLI_PROVIDER",
+        "The provider kind for a new login: workos (default) or oidc.",
+    ),
+    (
+        "MYCLI_ISSUER",
+        "The OIDC issuer, or the WorkOS API base URL, for a new login.",
+    ),
+    (
+        "MYCLI_CLIENT_ID",
+        "The OAuth client id for a new login (WORKOS_CLIENT_ID is read too).",
+    ),
+    (
+        "MYCLI_ORG_CLAIM",
+        "The claim naming the organization in OIDC tokens (default org_id).",
+    ),
+    (
+        "MYCLI_CREDENTIAL_STORE",
+        "Where refresh tokens go: auto (default: the OS keychain, else credentials.toml), keychain (never fall back) or file.",
+    ),
+    (
+        "MYCLI_HTTP_TIMEOUT",
+        "Seconds per HTTP request to the identity provider (default 30).",
+    ),
+    (
+        "MYCLI_LOGIN_TIMEOUT",
+        "Seconds to wait for the browser sign-in (default 300).",
+    ),
+    (
+        "MYCLI_LOCK_TIMEOUT",
+        "Seconds to wait for a lock on the store (default 10).",
+    ),
+    (
+        "MYCLI_KEYCHAIN_TIMEOUT",
+        "Seconds per OS keychain call (default 3).",
+    ),
+    (
+        "MYCLI_CEILING_DIRS",
+        "Directories (:-separated) the search for a .mycli.toml pin does not climb past.",
+    ),
+    (
+        "MYCLI_TOKEN",
+        "Set by `mycli exec` for its command: the access token (--env NAME renames it).",
+    ),
+    (
+        "KUBERNETES_EXEC_INFO",
+        "Set by kubectl for `mycli token -o exec-credential`: the ExecCredential version it wants.",
+    ),
+    ("SHELL", "The shell `mycli shell` starts (sh when unset)."),
+    (
+        "BROWSER",
+        "The browser command for sign-in pages (a :-separated list; %s is the URL). Set, it also means a browser can be opened.",
+    ),
+    ("NO_COLOR", "Set and not empty: no colour on stderr."),
+    (
+        "DISPLAY, WAYLAND_DISPLAY, SSH_CONNECTION, SSH_TTY",
+        "Whether a browser can be opened here; without one, login uses the device code flow.",
+    ),
+];
+
+/// The FILES section of the man pages.
+pub const FILES: &[(&str, &str)] = &[
+    (
+        "~/.config/mycli/config.toml",
+        "The contexts and the provider defaults (hand-editable; never a secret).",
+    ),
+    (
+        "~/.config/mycli/current.toml",
+        "The current and previous context.",
+    ),
+    (
+        "~/.config/mycli/credentials.toml",
+        "Refresh tokens when the OS keychain is not used (0600).",
+    ),
+    (
+        "~/.config/mycli/tokens/",
+        "Cached access tokens (0600), so `mycli token` needs neither network nor keychain.",
+    ),
+    (
+        "~/.config/mycli/locks/",
+        "Lock files of the store and of each context's refresh.",
+    ),
+];
+
+/// The EXIT STATUS section of the man pages.
+pub const EXIT_STATUS: &[(&str, &str)] = &[
+    ("0", "Success."),
+    (
+        "1",
+        "Failure: the identity provider is down, slow or answered badly; a corrupt store; an unknown context; no current context.",
+    ),
+    ("2", "Usage: a bad flag or value."),
+    (
+        "4",
+        "A new login is needed: no session for the selected context, or its refresh token expired or was revoked.",
+    ),
+    ("130", "Interrupted (Ctrl-C); nothing was stored."),
+];
+
+/// `mycli help environment`.
+pub fn environment_help() -> String {
+    let mut text = String::from(
+        "Environment variables mycli reads (a flag on the command line wins over them):\n\n",
+    );
+    for (name, what) in ENVIRONMENT {
+        text.push_str(&format!("  {name}\n      {what}\n"));
+    }
+    text.push_str(
+        "\nProvider settings for a new login come from the flag, then the environment, then \
+         the [provider] table of config.toml. A context keeps the provider it was created with.\n",
+    );
+    text
+}
+
+#[derive(Debug, Args)]
+pub struct HelpArgs {
+    /// A command (`login`, `switch`, ...) or a topic: `environment`
+    #[arg(value_name = "COMMAND|TOPIC")]
+    pub topic: Vec<String>,
 }
 
 const PIN_EXAMPLES: &str = "Examples:

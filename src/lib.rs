@@ -49,6 +49,10 @@ pub fn run(cli: Cli) -> u8 {
 }
 
 fn dispatch(cli: Cli, ui: Ui) -> Result<()> {
+    check_output_format(&cli)?;
+    if let Command::Help(args) = cli.command {
+        return commands::help::run(args);
+    }
     let app = App::new(
         Paths::resolve(cli.config_dir.as_deref())?,
         ui,
@@ -56,7 +60,7 @@ fn dispatch(cli: Cli, ui: Ui) -> Result<()> {
         cli.output,
     );
     let check = match &cli.command {
-        Command::Completions(_) => None,
+        Command::Completions(_) | Command::Help(_) => None,
         Command::Token => Some(store::paths::Check::Dir),
         _ => Some(store::paths::Check::Full),
     };
@@ -80,5 +84,35 @@ fn dispatch(cli: Cli, ui: Ui) -> Result<()> {
         Command::Shell(args) => commands::shell::run(&app, args),
         Command::Prompt => commands::prompt::run(&app),
         Command::Completions(args) => commands::completions::run(args),
+        Command::Help(args) => commands::help::run(args),
     }
+}
+
+/// `-o` only where the command has that format (the table in `Command::output_formats`).
+fn check_output_format(cli: &Cli) -> Result<()> {
+    use clap::ValueEnum;
+    let Some(format) = cli.output else {
+        return Ok(());
+    };
+    let allowed = cli.command.output_formats();
+    if allowed.contains(&format) {
+        return Ok(());
+    }
+    let name = |f: &cli::OutputFormat| {
+        f.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    };
+    let command = cli.command.name();
+    let err = error::Error::usage(format!("`mycli {command}` has no {} output", name(&format)));
+    Err(if allowed.is_empty() {
+        err.with_hint(format!(
+            "`mycli {command}` takes no -o; `contexts` and `status` take table, json or name, `token` json or exec-credential"
+        ))
+    } else {
+        err.with_hint(format!(
+            "use -o {}",
+            allowed.iter().map(name).collect::<Vec<_>>().join(", -o ")
+        ))
+    })
 }

@@ -553,3 +553,126 @@ fn switch_tab_offers_context_names_and_flags_only_after_a_dash() {
     let values = candidates(&sb, "fish", &["switch", "it"]);
     assert_eq!(values, ["it's;x"]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 7. Help that teaches
+// ---------------------------------------------------------------------------------------------
+
+const COMMANDS: [&str; 14] = [
+    "login",
+    "switch",
+    "contexts",
+    "current",
+    "token",
+    "refresh",
+    "status",
+    "logout",
+    "rename",
+    "pin",
+    "exec",
+    "shell",
+    "prompt",
+    "completions",
+];
+
+#[test]
+fn every_command_help_has_examples_and_global_flags_under_their_own_heading() {
+    let sb = Sandbox::new();
+    for cmd in COMMANDS {
+        let run = sb.run(&[cmd, "--help"]);
+        run.ok();
+        let help = &run.stdout;
+        assert!(help.contains("\nExamples:\n"), "{cmd}: {help}");
+        let (own, global) = help
+            .split_once("\nGlobal options:\n")
+            .unwrap_or_else(|| panic!("{cmd}: no Global options heading:\n{help}"));
+        for flag in [
+            "--context <NAME>",
+            "--config-dir <DIR>",
+            "--output <FORMAT>",
+            "--verbose",
+            "--quiet",
+        ] {
+            assert!(
+                !own.contains(flag),
+                "{cmd}: {flag} among the command's own options"
+            );
+            assert!(
+                global.contains(flag),
+                "{cmd}: {flag} missing under Global options"
+            );
+        }
+        // `mycli help CMD` prints the same help.
+        let via_help = sb.run(&["help", cmd]);
+        via_help.ok();
+        assert_eq!(via_help.stdout, run.stdout, "{cmd}");
+    }
+    let top = sb.run(&["--help"]);
+    assert!(top.stdout.contains("Examples:") && top.stdout.contains("mycli help environment"));
+}
+
+#[test]
+fn output_formats_are_refused_where_they_mean_nothing() {
+    let sb = Sandbox::new();
+    for args in [
+        &["login", "-o", "json"][..],
+        &["current", "-o", "json"],
+        &["switch", "x", "-o", "name"],
+        &["rename", "a", "b", "-o", "json"],
+        &["logout", "-o", "table"],
+        &["refresh", "-o", "json"],
+        &["completions", "bash", "-o", "json"],
+        &["token", "-o", "name"],
+        &["prompt", "-o", "json"],
+    ] {
+        let run = sb.run(args);
+        run.code(2);
+        assert_eq!(run.stdout, "", "{args:?}");
+        assert!(
+            run.stderr.starts_with("error: `mycli ") && run.stderr.contains("hint: "),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    sb.run(&["contexts", "-o", "json"]).ok();
+    sb.run(&["contexts", "-o", "name"]).ok();
+}
+
+#[test]
+fn help_environment_lists_every_variable() {
+    let sb = Sandbox::new();
+    let run = sb.run(&["help", "environment"]);
+    run.ok();
+    let env_rs = std::fs::read_to_string(repo().join("src/env.rs")).unwrap();
+    let mut vars: Vec<&str> = env_rs
+        .split('"')
+        .filter(|w| w.starts_with("MYCLI_") || *w == "WORKOS_CLIENT_ID")
+        .collect();
+    vars.extend(["BROWSER", "NO_COLOR"]);
+    for var in vars {
+        assert!(
+            run.stdout.contains(var),
+            "help environment lacks {var}:\n{}",
+            run.stdout
+        );
+    }
+    let run = sb.run(&["help", "nothing-like-this"]);
+    run.code(2);
+}
+
+#[test]
+fn completions_help_says_where_each_shell_script_goes() {
+    let sb = Sandbox::new();
+    let run = sb.run(&["completions", "--help"]);
+    run.ok();
+    for place in [
+        "~/.bashrc",
+        "$fpath",
+        "compinit",
+        "~/.config/fish/completions/mycli.fish",
+        "$PROFILE",
+        "rc.elv",
+    ] {
+        assert!(run.stdout.contains(place), "lacks {place}:\n{}", run.stdout);
+    }
+}

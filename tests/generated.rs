@@ -130,10 +130,108 @@ fn committed_completion_scripts_match_the_cli() {
 // ---------------------------------------------------------------------------------------------
 // man pages
 
+/// A page for mycli and one per command: clap's NAME, SYNOPSIS (the usage line), DESCRIPTION
+/// and OPTIONS, then EXAMPLES (the command's after-help), ENVIRONMENT, FILES and EXIT STATUS
+/// from `src/cli.rs`. Markdown backticks become bold.
 fn man_pages() -> BTreeMap<String, Vec<u8>> {
-    let out = tempfile::tempdir().unwrap();
-    clap_mangen::generate_to(Cli::command(), out.path()).unwrap();
-    read_dir(out.path())
+    let mut top = Cli::command();
+    top.build();
+    let version = top.get_version().unwrap_or_default().to_string();
+    let mut pages = BTreeMap::new();
+    pages.insert("mycli.1".to_string(), man_page(&top, "mycli", &version));
+    for sub in top.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("mycli-{}", sub.get_name());
+        pages.insert(format!("{name}.1"), man_page(sub, &name, &version));
+    }
+    pages
+}
+
+fn man_page(cmd: &clap::Command, name: &str, version: &str) -> Vec<u8> {
+    let mut cmd = cmd.clone();
+    let usage = cmd.render_usage().to_string();
+    let usage = usage.trim().trim_start_matches("Usage:").trim().to_string();
+    let leaked: &'static str = name.to_owned().leak();
+    let cmd = cmd.name(leaked).override_usage(usage);
+    let man = clap_mangen::Man::new(cmd.clone())
+        .title(name.to_uppercase())
+        .source(format!("mycli {version}"))
+        .manual("mycli manual");
+    let mut out = Vec::new();
+    man.render_title(&mut out).unwrap();
+    man.render_name_section(&mut out).unwrap();
+    man.render_synopsis_section(&mut out).unwrap();
+    man.render_description_section(&mut out).unwrap();
+    man.render_options_section(&mut out).unwrap();
+    if cmd.get_subcommands().next().is_some() {
+        man.render_subcommands_section(&mut out).unwrap();
+    }
+    // Each section rendered alone repeats roff's preamble; once is enough.
+    let mut seen = std::collections::HashSet::new();
+    let mut text: String = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            !(l.starts_with(".ie \\n(.g") || l.starts_with(".el .ds Aq")) || seen.insert(*l)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if let Some(after) = cmd.get_after_help() {
+        let after = after.to_string();
+        let examples = after.strip_prefix("Examples:\n").unwrap_or(&after);
+        text.push_str(".SH EXAMPLES\n.nf\n");
+        text.push_str(&roff_text(examples));
+        text.push_str("\n.fi\n");
+    }
+    let section = |text: &mut String, title: &str, items: &[(&str, &str)]| {
+        text.push_str(&format!(".SH {title}\n"));
+        for (term, what) in items {
+            text.push_str(&format!(
+                ".TP\n\\fB{}\\fR\n{}\n",
+                roff_text(term),
+                roff_text(what)
+            ));
+        }
+    };
+    section(&mut text, "ENVIRONMENT", mycli::cli::ENVIRONMENT);
+    section(&mut text, "FILES", mycli::cli::FILES);
+    section(&mut text, "EXIT STATUS", mycli::cli::EXIT_STATUS);
+    bold_backticks(&text).into_bytes()
+}
+
+/// Text for roff: backslashes doubled, hyphens and leading dots and quotes escaped.
+fn roff_text(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let escaped = line.replace('\\', "\\e").replace('-', "\\-");
+            if escaped.starts_with('.') || escaped.starts_with('\'') {
+                format!("\\&{escaped}")
+            } else {
+                escaped
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `code` spans (written for the terminal) become bold in the page.
+fn bold_backticks(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            if line.matches('`').count() % 2 != 0 {
+                return line.to_string();
+            }
+            let mut out = String::with_capacity(line.len());
+            for (i, part) in line.split('`').enumerate() {
+                if i > 0 {
+                    out.push_str(if i % 2 == 1 { "\\fB" } else { "\\fR" });
+                }
+                out.push_str(part);
+            }
+            out
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
 }
 
 #[test]
@@ -180,6 +278,46 @@ fn the_man_page_documents_the_exit_codes() {
     ] {
         assert!(top.contains(text), "mycli.1 lacks {text:?}");
     }
+}
+
+#[test]
+fn every_man_page_has_examples_environment_files_and_exit_status() {
+    for (name, bytes) in man_pages() {
+        let page = String::from_utf8(bytes).unwrap();
+        for section in [
+            ".SH SYNOPSIS",
+            ".SH EXAMPLES",
+            ".SH ENVIRONMENT",
+            ".SH FILES",
+            ".SH EXIT STATUS",
+        ] {
+            assert!(page.contains(section), "{name} lacks {section}");
+        }
+        assert!(!page.contains('`'), "{name} shows Markdown backticks");
+        assert!(!page.contains(".SH EXTRA"), "{name}");
+        // The footer names the program and its version, not the subcommand.
+        let th = page.lines().find(|l| l.starts_with(".TH ")).unwrap();
+        assert!(
+            th.contains(&format!("\"mycli {}\"", env!("CARGO_PKG_VERSION"))),
+            "{name}: {th}"
+        );
+        for var in [
+            "MYCLI_CREDENTIAL_STORE",
+            "MYCLI_HTTP_TIMEOUT",
+            "BROWSER",
+            "NO_COLOR",
+        ] {
+            assert!(page.contains(&var.replace('_', "_")), "{name} lacks {var}");
+        }
+    }
+    let login = String::from_utf8(man_pages()["mycli-login.1"].clone()).unwrap();
+    let synopsis = login
+        .lines()
+        .skip_while(|l| *l != ".SH SYNOPSIS")
+        .nth(1)
+        .unwrap();
+    assert!(synopsis.contains("mycli login"), "{synopsis}");
+    assert!(!synopsis.contains("[\\fB\\-\\-context\\fR]"), "{synopsis}");
 }
 
 // ---------------------------------------------------------------------------------------------

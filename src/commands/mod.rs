@@ -4,6 +4,7 @@ pub mod completions;
 pub mod contexts;
 pub mod current;
 pub mod exec;
+pub mod help;
 pub mod login;
 pub mod logout;
 pub mod pin;
