@@ -13,6 +13,8 @@ pub const KEYCHAIN_TIMEOUT: &str = "MYCLI_KEYCHAIN_TIMEOUT";
 pub const LOGIN_TIMEOUT: &str = "MYCLI_LOGIN_TIMEOUT";
 pub const ORG_CLAIM: &str = "MYCLI_ORG_CLAIM";
 pub const NO_COLOR: &str = "NO_COLOR";
+/// `TERM=dumb`: a terminal without colour.
+pub const TERM: &str = "TERM";
 pub const BROWSER: &str = "BROWSER";
 pub const DISPLAY: &str = "DISPLAY";
 pub const WAYLAND_DISPLAY: &str = "WAYLAND_DISPLAY";
@@ -48,4 +50,44 @@ pub fn seconds(name: &str, default: f64) -> std::time::Duration {
         .unwrap_or(default)
         .min(MAX_SECONDS);
     std::time::Duration::try_from_secs_f64(secs).unwrap_or(std::time::Duration::from_secs(30))
+}
+
+/// Checks every variable whose value has a form, for every command: a typo is a usage error
+/// (exit 2) naming the variable, never silently the default (`MYCLI_HTTP_TIMEOUT=abc` used to
+/// mean 30 s to `refresh`, and `MYCLI_CREDENTIAL_STORE=vault` failed only in `login`).
+pub fn check() -> crate::error::Result<()> {
+    use crate::error::Error;
+    for name in [HTTP_TIMEOUT, LOCK_TIMEOUT, KEYCHAIN_TIMEOUT, LOGIN_TIMEOUT] {
+        if let Some(value) = var(name)
+            && !value
+                .trim()
+                .parse::<f64>()
+                .is_ok_and(|s| s.is_finite() && s > 0.0)
+        {
+            return Err(Error::usage(format!(
+                "{name}={:?} is not a number of seconds",
+                crate::auth::http::clean(&value)
+            ))
+            .with_hint(format!(
+                "set it to a number greater than 0 (e.g. {name}=30), or unset it"
+            )));
+        }
+    }
+    let choices: [(&str, &[&str]); 2] = [
+        (CREDENTIAL_STORE, &["auto", "keychain", "file"]),
+        (PROVIDER, &["workos", "oidc"]),
+    ];
+    for (name, allowed) in choices {
+        if let Some(value) = var(name)
+            && !allowed.contains(&value.as_str())
+        {
+            return Err(Error::usage(format!(
+                "{name}={:?} is not one of {}",
+                crate::auth::http::clean(&value),
+                allowed.join(", ")
+            ))
+            .with_hint(format!("set {name} to one of them, or unset it")));
+        }
+    }
+    Ok(())
 }

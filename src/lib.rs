@@ -53,6 +53,10 @@ fn dispatch(cli: Cli, ui: Ui) -> Result<()> {
     if let Command::Help(args) = cli.command {
         return commands::help::run(args);
     }
+    // A prompt segment prints nothing rather than an error in every prompt.
+    if !matches!(cli.command, Command::Completions(_) | Command::Prompt) {
+        env::check()?;
+    }
     let app = App::new(
         Paths::resolve(cli.config_dir.as_deref())?,
         ui,

@@ -16,7 +16,10 @@ pub struct Ui {
 
 impl Ui {
     pub fn new(quiet: bool, verbose: bool) -> Self {
-        let color = env::var(env::NO_COLOR).is_none() && std::io::stderr().is_terminal();
+        // NO_COLOR (no-color.org), a terminal that says it cannot (TERM=dumb), or no terminal.
+        let color = env::var(env::NO_COLOR).is_none()
+            && env::var(env::TERM).as_deref() != Some("dumb")
+            && std::io::stderr().is_terminal();
         Ui {
             quiet,
             verbose,

@@ -676,3 +676,126 @@ fn completions_help_says_where_each_shell_script_goes() {
         assert!(run.stdout.contains(place), "lacks {place}:\n{}", run.stdout);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Should-fix: browser, wording, colour, environment
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_browser_that_cannot_start_is_reported_at_once_and_the_login_keeps_waiting() {
+    let idp = Idp::start();
+    let mut sb = Sandbox::new();
+    sb.use_idp(&idp);
+    sb.set("BROWSER", "/nonexistent/browser")
+        .set("MYCLI_LOGIN_TIMEOUT", "60");
+    let mut bg = sb.spawn(&["login", "--org", "org_acme"]);
+    let stderr = bg.wait_stderr("warning: could not open a browser");
+    assert!(stderr.contains("/nonexistent/browser"), "{stderr}");
+    assert!(stderr.contains("authorize?"), "the URL is shown: {stderr}");
+    assert!(bg.running(), "the login keeps waiting for the sign-in");
+    bg.sigint();
+    let (run, _) = bg.finish(std::time::Duration::from_secs(10));
+    run.code(130);
+}
+
+#[test]
+fn a_name_that_does_not_resolve_says_so() {
+    let sb = Sandbox::new();
+    let run = sb.run(&[
+        "login",
+        "--provider",
+        "oidc",
+        "--issuer",
+        "https://nowhere.invalid",
+        "--client-id",
+        "x",
+        "--org",
+        "acme",
+        "--device",
+    ]);
+    run.code(1);
+    assert!(
+        run.stderr.contains("could not resolve nowhere.invalid"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// stderr of `mycli ARGS` on a terminal, with `TERM` set to `term`.
+fn stderr_on_terminal(sb: &Sandbox, term: &str, args: &str) -> String {
+    let out = std::process::Command::new("script")
+        .args(["-qec", &format!("'{BIN}' {args}"), "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", sb.tmp.path())
+        .env("TERM", term)
+        .envs(sb.env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_dumb_terminal_gets_no_colour() {
+    let sb = Sandbox::new();
+    sb.write_config(&context_toml("org_acme", "acme"));
+    let coloured = stderr_on_terminal(&sb, "xterm", "switch nope");
+    assert!(coloured.contains("\u{1b}["), "{coloured:?}");
+    let plain = stderr_on_terminal(&sb, "dumb", "switch nope");
+    assert!(plain.contains("error:"), "{plain:?}");
+    assert!(!plain.contains('\u{1b}'), "{plain:?}");
+}
+
+#[test]
+fn environment_values_are_checked_by_every_command() {
+    let mut sb = Sandbox::new();
+    sb.write_config(&context_toml("org_acme", "acme"));
+    for (var, value) in [
+        ("MYCLI_HTTP_TIMEOUT", "abc"),
+        ("MYCLI_LOCK_TIMEOUT", "-1"),
+        ("MYCLI_CREDENTIAL_STORE", "vault"),
+        ("MYCLI_PROVIDER", "okta"),
+    ] {
+        sb.set(var, value);
+        for args in [
+            &["refresh", "acme"][..],
+            &["token"],
+            &["contexts"],
+            &["switch", "acme"],
+        ] {
+            let run = sb.run(args);
+            run.code(2);
+            assert!(
+                run.stderr.contains(var) && run.stderr.contains(value),
+                "{var}={value} {args:?}: {}",
+                run.stderr
+            );
+        }
+        sb.unset(var);
+    }
+    sb.set("MYCLI_CREDENTIAL_STORE", "file");
+    sb.run(&["switch", "acme"]).ok();
+}
+
+#[test]
+fn explicit_file_storage_is_a_note_and_a_rename_at_relogin_is_said() {
+    let idp = Idp::start();
+    let mut sb = browser_sandbox(&idp);
+    sb.use_idp(&idp);
+    let run = sb.run(&["login", "--org", "org_acme"]);
+    run.ok();
+    assert!(!run.stderr.contains("warning:"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("MYCLI_CREDENTIAL_STORE=file"),
+        "{}",
+        run.stderr
+    );
+    let run = sb.run(&["login", "--org", "org_acme", "--name", "acme"]);
+    run.ok();
+    assert!(
+        run.stderr.contains("renamed from \"org_acme\""),
+        "{}",
+        run.stderr
+    );
+}

@@ -92,7 +92,7 @@ fn spawn_shell(cmd: &str, url: &str) -> Result<(), String> {
     } else {
         format!("{cmd} \"$1\"")
     };
-    Command::new("sh")
+    let child = Command::new("sh")
         .arg("-c")
         .arg(script)
         .arg("sh")
@@ -101,8 +101,34 @@ fn spawn_shell(cmd: &str, url: &str) -> Result<(), String> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .map(|_| ())
-        .map_err(|e| format!("could not run BROWSER ({cmd}): {e}"))
+        .map_err(|e| format!("could not run BROWSER ({cmd}): {e}"))?;
+    started(child, cmd)
+}
+
+/// A BROWSER command that cannot start (not found, not executable, a launcher that fails at
+/// once) exits within moments; one still running after a second, or done with success, has
+/// opened the page. Without this check a broken BROWSER left the login waiting silently for
+/// its whole timeout.
+fn started(mut child: std::process::Child, cmd: &str) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => {
+                return Err(match status.code() {
+                    Some(127) => format!("BROWSER ({cmd}) was not found"),
+                    Some(126) => format!("BROWSER ({cmd}) could not be run"),
+                    Some(code) => format!("BROWSER ({cmd}) failed with exit status {code}"),
+                    None => format!("BROWSER ({cmd}) was ended by a signal"),
+                });
+            }
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            // Still running (a browser in the foreground) or not waitable: it started.
+            _ => return Ok(()),
+        }
+    }
 }
 
 #[cfg(not(unix))]

@@ -356,6 +356,14 @@ impl Http {
             Error::failure(format!("the answer from {host} was cut off")).with_hint(
                 "the identity provider or a proxy closed the connection early; try again",
             )
+        } else if err.is_connect()
+            && (detail.contains("dns error")
+                || detail.contains("failed to lookup address")
+                || detail.contains("name or service not known")
+                || detail.contains("no such host"))
+        {
+            Error::failure(format!("could not resolve {host}: no such host"))
+                .with_hint("check the spelling of the issuer URL and your DNS / network connection")
         } else if err.is_connect() {
             Error::failure(format!("could not connect to {host}"))
                 .with_hint("check your network connection and the issuer URL")

@@ -90,8 +90,12 @@ pub fn run(app: &App, mut args: LoginArgs) -> Result<()> {
             config.set_current(org);
             lock.save(&config)?;
         }
+        let renamed = match &args.name {
+            Some(name) if *name != ctx.name => format!(" (renamed from {:?})", ctx.name),
+            _ => String::new(),
+        };
         app.ui.say(&format!(
-            "Already signed in to {} as {}; switched to context {:?}.",
+            "Already signed in to {} as {}; switched to context {:?}{renamed}.",
             org_label(org, ctx.organization_name.as_deref()),
             ctx.email.as_deref().unwrap_or(&ctx.user_id),
             args.name.as_deref().unwrap_or(&ctx.name)
@@ -484,10 +488,16 @@ fn save(
             "{why}; the refresh token is stored in {} (0600) instead of the OS keychain",
             app.paths.credentials().display()
         ));
-    } else if pref == Preference::File && !app.ui.quiet {
-        app.ui.warn(&format!(
-            "the refresh token is stored in {} (0600), not in the OS keychain",
-            app.paths.credentials().display()
+    } else if pref == Preference::File {
+        // Chosen explicitly: a note, not a warning.
+        app.ui.say(&format!(
+            "The refresh token is stored in {} (0600), not in the OS keychain, as {} asks.",
+            app.paths.credentials().display(),
+            if args.insecure_storage {
+                "--insecure-storage".to_string()
+            } else {
+                format!("{}=file", env::CREDENTIAL_STORE)
+            }
         ));
     }
     let (cache_done, cached) = secret_done.cache(&CachedToken {
