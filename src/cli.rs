@@ -7,7 +7,7 @@ use clap_complete::ArgValueCandidates;
 
 use crate::complete;
 pub use crate::output::OutputFormat;
-use crate::store::ProviderKind;
+use crate::vocab::ProviderKind;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -549,6 +549,17 @@ pub enum Shell {
     Fish,
     Powershell,
     Elvish,
+}
+
+/// `--provider`: the words of `vocab`, so the CLI framework stays out of the store.
+impl ValueEnum for ProviderKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        ProviderKind::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
 }
 
 impl Cli {

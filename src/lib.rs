@@ -21,6 +21,7 @@ pub mod store;
 pub mod text;
 pub mod time;
 pub mod ui;
+pub mod vocab;
 
 use app::App;
 use cli::{Cli, Command};
@@ -37,6 +38,15 @@ pub fn exit_130_on_ctrl_c() {
 /// Runs one parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> u8 {
     let ui = Ui::new(cli.quiet, cli.verbose);
+    // A wait for another process's lock is said once; `mycli token` keeps stderr for errors.
+    if !matches!(cli.command, Command::Token) {
+        store::lock::on_wait(move |path| {
+            ui.say(&format!(
+                "Waiting for another mycli process to release {}...",
+                path.display()
+            ));
+        });
+    }
     match dispatch(cli, ui) {
         Ok(()) => 0,
         Err(err) => {

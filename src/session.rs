@@ -86,7 +86,8 @@ pub fn fresh_token_checked(
     // Everything the save of the rotated secret needs is secured now, while a failure still
     // costs nothing: once the request is sent, the stored secret is spent.
     let slot = creds.prepare(&lock, ctx.storage, save_preference(ctx.storage)?)?;
-    let provider_config = ProviderConfig::of_context(&ctx, &config.provider);
+    let provider_config =
+        ProviderConfig::of_session(ctx.provider, &ctx.issuer, &ctx.client_id, &config.provider);
     let org = Context::organization_id(key).map(str::to_string);
     let http = app.http()?;
     // From the request until the rotated secret is saved, Ctrl-C and SIGTERM wait: exiting in

@@ -278,6 +278,19 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
 }
 
+/// Connections waiting in the accept queue of the listening socket on 127.0.0.1:`port`
+/// (`/proc/net/tcp`: for a listener, `rx_queue` is the backlog).
+fn accept_backlog(port: u16) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let local = format!("0100007F:{port:04X}");
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"0A"))
+            .then(|| u64::from_str_radix(f.get(4)?.split(':').nth(1)?, 16).ok())
+            .flatten()
+    })
+}
+
 /// Opens `lock` (creating it) and holds an exclusive flock on it, as a hung mycli would.
 fn hold_lock(lock: &Path) -> std::fs::File {
     std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
@@ -531,7 +544,10 @@ fn slow_loris_connections_do_not_block_the_real_callback() {
         s.write_all(b"GET /callback?code=x&sta").unwrap();
         loris.push(s);
     }
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        wait_for(LONG, || accept_backlog(port) == Some(0)),
+        "mycli stopped accepting connections"
+    );
     let rss = rss_kib(pid);
     assert!(rss < 30 * 1024, "mycli uses {rss} KiB under a slow-loris");
     assert!(bg.running(), "the slow-loris ended the login");
@@ -649,10 +665,10 @@ fn sigkill_during_a_login_leaves_the_store_as_it_was() {
     // Killed after the sign-in, while it waits for the store lock that a hung process holds.
     let holder = hold_lock(&w.sb.path("locks/config.lock"));
     let sessions = w.stat("sessions_created");
-    let (bg, code) = w.start_device_login("org_acme", "acme");
+    let (mut bg, code) = w.start_device_login("org_acme", "acme");
     w.idp().approve_device(json!({ "user_code": code }));
     assert!(wait_for(LONG, || w.stat("sessions_created") > sessions));
-    std::thread::sleep(Duration::from_millis(500));
+    bg.wait_stderr(LOCK_WAIT);
     let run = bg.sigkill();
     w.record("login (killed while waiting for the lock)", &run, false);
     drop(holder);
@@ -765,7 +781,7 @@ fn ctrl_c_while_login_waits_for_a_hung_lock_exits_130_and_stores_nothing() {
     w.idp().approve_device(json!({ "user_code": code }));
     // Signed in at the IdP; now stuck behind the hung holder of the store lock.
     assert!(wait_for(LONG, || w.stat("sessions_created") > sessions));
-    std::thread::sleep(Duration::from_millis(300));
+    bg.wait_stderr(LOCK_WAIT);
     assert!(bg.running());
     interrupt(&mut w, bg);
     drop(holder);

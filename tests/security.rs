@@ -140,9 +140,13 @@ fn a_verification_uri_that_is_not_a_web_page_is_never_opened() {
     sb.set("BROWSER", &browser.display().to_string());
     let run = sb.run(&["login", "--org", "org_acme", "--device"]);
     run.code(1);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Refused before any process was started, so no browser can still be on its way.
+    assert!(
+        run.stderr
+            .contains("could not open a browser (not an http(s) URL)"),
+        "{run:#?}"
+    );
     assert!(!marker.exists(), "BROWSER was run on a file: URL");
-    assert!(run.stderr.contains("could not open a browser"), "{run:#?}");
 }
 
 /// A hostile OIDC provider whose authorize endpoint redirects straight back to mycli's

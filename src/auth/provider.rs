@@ -9,9 +9,8 @@ use super::{claim_text, claims};
 use crate::env;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
-use crate::store::config::ProviderDefaults;
-use crate::store::{Context, ProviderKind};
 use crate::time;
+use crate::vocab::{ProviderDefaults, ProviderKind};
 
 pub const WORKOS_BASE: &str = "https://api.workos.com";
 pub const OIDC_SCOPES: &str = "openid profile email offline_access";
@@ -36,16 +35,11 @@ impl ProviderConfig {
     ) -> Result<ProviderConfig> {
         let kind = match kind {
             Some(k) => k,
-            None => match env::var(env::PROVIDER).as_deref() {
-                Some("workos") => ProviderKind::Workos,
-                Some("oidc") => ProviderKind::Oidc,
-                Some(other) => {
-                    return Err(Error::usage(format!(
-                        "{}={other:?} is not a provider kind",
-                        env::PROVIDER
-                    ))
-                    .with_hint("use `workos` or `oidc`"));
-                }
+            None => match env::var(env::PROVIDER) {
+                Some(text) => ProviderKind::parse(&text).ok_or_else(|| {
+                    Error::usage(format!("{}={text:?} is not a provider kind", env::PROVIDER))
+                        .with_hint(format!("use {}", ProviderKind::NAMES.join(" or ")))
+                })?,
                 None => defaults.kind.unwrap_or(ProviderKind::Workos),
             },
         };
@@ -80,12 +74,18 @@ impl ProviderConfig {
         })
     }
 
-    /// The provider a context was created with, whatever the defaults are today.
-    pub fn of_context(ctx: &Context, defaults: &ProviderDefaults) -> ProviderConfig {
+    /// The provider a session was signed in with (its kind, issuer and client), whatever the
+    /// defaults are today.
+    pub fn of_session(
+        kind: ProviderKind,
+        issuer: &str,
+        client_id: &str,
+        defaults: &ProviderDefaults,
+    ) -> ProviderConfig {
         ProviderConfig {
-            kind: ctx.provider,
-            issuer: ctx.issuer.clone(),
-            client_id: ctx.client_id.clone(),
+            kind,
+            issuer: issuer.to_string(),
+            client_id: client_id.to_string(),
             org_claim: org_claim(defaults),
         }
     }

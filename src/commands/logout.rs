@@ -125,7 +125,8 @@ fn end_at_idp(
     refresh_token: Option<&crate::secret::Secret>,
     cached: Option<&cache::CachedToken>,
 ) -> Result<std::result::Result<(), String>> {
-    let provider_config = ProviderConfig::of_context(ctx, &config.provider);
+    let provider_config =
+        ProviderConfig::of_session(ctx.provider, &ctx.issuer, &ctx.client_id, &config.provider);
     let http = app.http()?;
     let outcome = auth::block_on(async {
         let provider = Provider::discover(&http, provider_config).await?;

@@ -16,6 +16,7 @@ use super::atomic;
 use super::index::{self, Fingerprint};
 use super::lock::LockGuard;
 use crate::error::{Error, Result};
+pub use crate::vocab::{Method, ProviderDefaults, ProviderKind, Storage};
 
 /// The key of a session that belongs to no organization.
 pub const NO_ORG_KEY: &str = "_none";
@@ -41,111 +42,6 @@ pub struct Config {
     pub from_index: bool,
 }
 
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct ProviderDefaults {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<ProviderKind>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub issuer: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_id: Option<String>,
-    /// The claim that names the organization in OIDC tokens (default `org_id`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub org_claim: Option<String>,
-}
-
-impl ProviderDefaults {
-    fn is_empty(&self) -> bool {
-        self.kind.is_none()
-            && self.issuer.is_none()
-            && self.client_id.is_none()
-            && self.org_claim.is_none()
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderKind {
-    Workos,
-    Oidc,
-}
-
-impl ProviderKind {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "workos" => Some(ProviderKind::Workos),
-            "oidc" => Some(ProviderKind::Oidc),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::Workos => "workos",
-            ProviderKind::Oidc => "oidc",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Storage {
-    Keychain,
-    File,
-}
-
-impl Storage {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "keychain" => Some(Storage::Keychain),
-            "file" => Some(Storage::File),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Storage::Keychain => "keychain",
-            Storage::File => "file",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    /// Authorization code with PKCE on a loopback redirect.
-    Pkce,
-    /// OAuth 2.0 Device Authorization Grant.
-    Device,
-}
-
-impl Method {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "pkce" => Some(Method::Pkce),
-            "device" => Some(Method::Device),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Pkce => "pkce",
-            Method::Device => "device",
-        }
-    }
-
-    pub fn describe(self) -> &'static str {
-        match self {
-            Method::Pkce => "the browser (PKCE)",
-            Method::Device => "a device code",
-        }
-    }
-}
-
-/// One signed-in session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Context {

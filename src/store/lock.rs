@@ -6,9 +6,23 @@
 
 use std::fs::{File, OpenOptions};
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+
+type Notice = dyn Fn(&Path) + Send + Sync;
+
+static ON_WAIT: OnceLock<Box<Notice>> = OnceLock::new();
+
+/// Sets what happens, once per lock, when a wait for it passes [`NOTICE_AFTER`] (the command
+/// says so on stderr; the store itself never prints). The first call wins.
+pub fn on_wait(notice: impl Fn(&Path) + Send + Sync + 'static) {
+    let _ = ON_WAIT.set(Box::new(notice));
+}
+
+/// Waits shorter than this (another process's refresh) pass without a word.
+const NOTICE_AFTER: Duration = Duration::from_secs(1);
 
 /// Proof that an exclusive lock is held; released on drop.
 #[derive(Debug)]
@@ -45,14 +59,24 @@ impl LockGuard {
             }
             Error::io("open the lock file", path, &e)
         })?;
-        let deadline = Instant::now() + wait;
+        let started = Instant::now();
+        let deadline = started + wait;
+        let mut announced = false;
         let mut pause = Duration::from_millis(2);
         loop {
             match file.try_lock() {
                 Ok(()) => {
                     return Ok(LockGuard { file });
                 }
-                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    if !announced
+                        && started.elapsed() >= NOTICE_AFTER
+                        && let Some(notice) = ON_WAIT.get()
+                    {
+                        announced = true;
+                        notice(path);
+                    }
+                }
                 Err(std::fs::TryLockError::Error(e)) => {
                     return Err(Error::io("lock", path, &e));
                 }

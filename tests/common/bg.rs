@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{Run, Sandbox, authorize_url, free_port, wait_for};
+use super::{Run, Sandbox, authorize_url, wait_for};
 
 /// How long `wait_stderr` waits, and how long `sigkill` waits for the exit.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -159,20 +159,23 @@ impl Sandbox {
     }
 }
 
-/// Starts `mycli login --org org_acme --no-browser --port P` on a free port and waits until it
-/// waits for the sign-in; the process, its port and its stderr so far.
+/// Starts `mycli login --org org_acme --no-browser` and waits until it waits for the sign-in;
+/// the process, the port it bound (as its redirect URI says) and its stderr so far.
 pub fn start_pkce_wait(sb: &Sandbox) -> (Bg, u16, String) {
-    let port = free_port();
-    let mut bg = sb.spawn(&[
-        "login",
-        "--org",
-        "org_acme",
-        "--no-browser",
-        "--port",
-        &port.to_string(),
-    ]);
+    let mut bg = sb.spawn(&["login", "--org", "org_acme", "--no-browser"]);
     let stderr = bg.wait_stderr("Waiting for the sign-in");
+    let port = redirect_port(&authorize_url(&stderr));
     (bg, port, stderr)
+}
+
+/// The loopback port of an authorize URL's `redirect_uri`.
+pub fn redirect_port(authorize_url: &str) -> u16 {
+    let url = url::Url::parse(authorize_url).unwrap();
+    let (_, redirect) = url
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .unwrap_or_else(|| panic!("no redirect_uri in {authorize_url}"));
+    url::Url::parse(&redirect).unwrap().port().unwrap()
 }
 
 /// `start_pkce_wait`, with the authorize URL it printed instead of its stderr.

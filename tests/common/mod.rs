@@ -26,6 +26,9 @@ pub use world::*;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mycli");
 
+/// What mycli says on stderr once a wait for another process's lock has lasted a second.
+pub const LOCK_WAIT: &str = "Waiting for another mycli process to release";
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
