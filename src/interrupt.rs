@@ -19,13 +19,24 @@ struct State {
     pending: u32,
     /// A child program (`mycli exec`, `mycli shell`) has the terminal: signals are its.
     handed_over: bool,
+    /// What to say when a signal ends the command (`login`: nothing was stored).
+    note: Option<&'static str>,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
     deferred: None,
     pending: 0,
     handed_over: false,
+    note: None,
 });
+
+/// What a login says when cancelled before it stores anything.
+pub const NOTHING_STORED: &str = "Cancelled; nothing was stored.";
+
+/// Sets (or clears) the line printed when a signal ends the command from now on.
+pub fn note_on_cancel(note: Option<&'static str>) {
+    state().note = note;
+}
 
 fn state() -> MutexGuard<'static, State> {
     STATE.lock().unwrap_or_else(PoisonError::into_inner)
@@ -62,7 +73,16 @@ fn on_signal() {
             "finishing the refresh so the session is not lost; press Ctrl-C again to quit now \
              (the session may then need a new login)",
         ),
-        _ => exit(),
+        _ => {
+            // The shell's prompt must not land on the `^C` line.
+            #[allow(clippy::print_stderr)]
+            match st.note {
+                Some(note) => eprintln!("\n{note}"),
+                None if std::io::IsTerminal::is_terminal(&std::io::stderr()) => eprintln!(),
+                None => {}
+            }
+            exit()
+        }
     }
 }
 

@@ -799,3 +799,55 @@ fn explicit_file_storage_is_a_note_and_a_rename_at_relogin_is_said() {
         run.stderr
     );
 }
+
+#[test]
+fn ctrl_c_during_login_says_nothing_was_stored() {
+    let idp = Idp::start();
+    let mut sb = Sandbox::new();
+    sb.use_idp(&idp);
+    let mut bg = sb.spawn(&["login", "--org", "org_acme", "--device"]);
+    bg.wait_stderr("Waiting for approval");
+    bg.sigint();
+    let (run, _) = bg.finish(std::time::Duration::from_secs(10));
+    run.code(130);
+    assert!(
+        run.stderr.ends_with("\nCancelled; nothing was stored.\n"),
+        "{:?}",
+        run.stderr
+    );
+    assert!(!sb.path("config.toml").exists());
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn ctrl_d_at_the_organization_picker_is_a_cancel() {
+    use std::io::Write;
+    let idp = Idp::start();
+    idp.scenario(json!({"device_interval": 1, "org_selection_public": true}));
+    let mut sb = Sandbox::new();
+    sb.use_idp(&idp);
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &format!("'{BIN}' login --device"), "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", sb.tmp.path())
+        .envs(sb.env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux runs the binary on a terminal");
+    let mut stdin = child.stdin.take().unwrap();
+    idp.approve_device(json!({}));
+    // Ctrl-D on an empty line: the terminal queues an end of input for the picker's read,
+    // whenever that read comes.
+    stdin.write_all(b"\x04").unwrap();
+    stdin.flush().unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Sign in to which one?"), "{text}");
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    assert!(text.contains("Cancelled; nothing was stored."), "{text}");
+    assert!(!text.contains("error:"), "{text}");
+    assert!(!sb.path("config.toml").exists());
+}

@@ -104,6 +104,8 @@ pub fn run(app: &App, mut args: LoginArgs) -> Result<()> {
         return Ok(());
     }
 
+    // Until the session is being stored, Ctrl-C leaves nothing behind: say so.
+    crate::interrupt::note_on_cancel(Some(crate::interrupt::NOTHING_STORED));
     let flow = if args.device {
         Flow::Device {
             open_browser: !args.no_browser && browser::availability().is_ok(),
@@ -180,6 +182,7 @@ pub fn run(app: &App, mut args: LoginArgs) -> Result<()> {
         let ended = auth::block_on(async { Ok(end_refused(&http, &provider, &session).await) })?;
         return Err(with_end(err, ended));
     }
+    crate::interrupt::note_on_cancel(None);
     save(app, &args, pref, &provider_config, session, method)
 }
 
@@ -367,7 +370,10 @@ fn pick_organization(app: &App, orgs: &[(String, String)]) -> Result<Option<Stri
             .prompt(&format!("Sign in to which one? [1-{}] ", orgs.len()));
         let mut answer = String::new();
         if std::io::stdin().lock().read_line(&mut answer).unwrap_or(0) == 0 {
-            return Ok(None);
+            // Ctrl-D: a cancel, as Ctrl-C is.
+            app.ui
+                .say(&format!("\n{}", crate::interrupt::NOTHING_STORED));
+            return Err(Error::new(crate::error::Kind::Exit(130), ""));
         }
         let answer = answer.trim();
         if let Ok(n) = answer.parse::<usize>()
