@@ -417,6 +417,10 @@ pub struct LoginArgs {
     #[arg(long)]
     pub no_browser: bool,
 
+    /// Do not draw the QR code of the device flow's sign-in URL (drawn only on a terminal)
+    #[arg(long)]
+    pub no_qr: bool,
+
     /// Sign in again even when the organization's session is usable
     #[arg(long)]
     pub force: bool,

@@ -27,6 +27,11 @@ impl Ui {
         }
     }
 
+    /// Whether stderr, where the conversation goes, is a terminal.
+    pub fn stderr_is_terminal(&self) -> bool {
+        std::io::stderr().is_terminal()
+    }
+
     /// A line of conversation, silenced by `--quiet`.
     pub fn say(&self, text: &str) {
         if !self.quiet {

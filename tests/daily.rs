@@ -851,3 +851,56 @@ fn ctrl_d_at_the_organization_picker_is_a_cancel() {
     assert!(!text.contains("error:"), "{text}");
     assert!(!sb.path("config.toml").exists());
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_device_flow_shows_the_complete_url_and_a_qr_code_on_a_terminal() {
+    let idp = Idp::start();
+    idp.scenario(json!({"device_interval": 1}));
+    let mut sb = Sandbox::new();
+    sb.use_idp(&idp);
+    let on_terminal = |extra: &str| {
+        let child = std::process::Command::new("script")
+            .args([
+                "-qec",
+                &format!("'{BIN}' login --org org_acme --device {extra}"),
+                "/dev/null",
+            ])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", sb.tmp.path())
+            .env("LANG", "C.UTF-8")
+            .envs(sb.env.iter().map(|(k, v)| (k, v)))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        idp.approve_device(json!({}));
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = on_terminal("");
+    assert!(
+        text.contains("Or open this URL, which carries the code: ") && text.contains("user_code="),
+        "{text}"
+    );
+    assert!(
+        text.contains('▀') || text.contains('▄'),
+        "no QR code:\n{text}"
+    );
+    let text = on_terminal("--force --no-qr");
+    assert!(text.contains("user_code="), "{text}");
+    assert!(!text.contains('▀') && !text.contains('▄'), "{text}");
+    // Piped: the URL, no QR code.
+    let bg = sb.spawn(&["login", "--org", "org_acme", "--device", "--force"]);
+    idp.approve_device(json!({}));
+    let (run, _) = bg.finish(std::time::Duration::from_secs(30));
+    run.ok();
+    assert!(run.stderr.contains("user_code="), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains('▀') && !run.stderr.contains('▄'),
+        "{}",
+        run.stderr
+    );
+}

@@ -143,7 +143,8 @@ pub fn run(app: &App, mut args: LoginArgs) -> Result<()> {
                 Ok((provider, s, Method::Pkce))
             }
             Flow::Device { open_browser } => {
-                let s = sign_in_device(app, &http, &provider, org, open_browser).await?;
+                let s =
+                    sign_in_device(app, &http, &provider, org, open_browser, !args.no_qr).await?;
                 Ok((provider, s, Method::Device))
             }
         }
@@ -265,6 +266,7 @@ async fn sign_in_device(
     provider: &Provider,
     org: Option<&str>,
     open_browser: bool,
+    qr: bool,
 ) -> Result<Session> {
     let auth = provider.device_start(http, org).await?;
     app.ui.say(&format!(
@@ -272,6 +274,23 @@ async fn sign_in_device(
         auth::http::clean(&auth.verification_uri),
         auth::http::clean(&auth.user_code)
     ));
+    // The page with the code filled in, and on a terminal its QR code for a phone.
+    let complete = auth
+        .verification_uri_complete
+        .as_deref()
+        .map(auth::http::clean)
+        .filter(|u| url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "https" | "http")));
+    if let Some(complete) = &complete {
+        app.ui.say(&format!(
+            "Or open this URL, which carries the code: {complete}"
+        ));
+        if qr
+            && app.ui.stderr_is_terminal()
+            && let Some(code) = qr_code(complete)
+        {
+            app.ui.say(&code);
+        }
+    }
     if open_browser {
         let target = auth
             .verification_uri_complete
@@ -284,6 +303,19 @@ async fn sign_in_device(
     app.ui.say("Waiting for approval (Ctrl-C to cancel)...");
     let reply = device::poll(&app.ui, http, provider, &auth).await?;
     finish(app, http, provider, reply, org).await
+}
+
+/// `url` as a QR code drawn with half blocks, light on dark as terminals show it best.
+fn qr_code(url: &str) -> Option<String> {
+    use qrcode::render::unicode::Dense1x2;
+    let code = qrcode::QrCode::new(url.as_bytes()).ok()?;
+    Some(
+        code.render::<Dense1x2>()
+            .dark_color(Dense1x2::Light)
+            .light_color(Dense1x2::Dark)
+            .quiet_zone(true)
+            .build(),
+    )
 }
 
 /// The end of a sign-in. When WorkOS asks which organization to use, the pending
