@@ -504,6 +504,22 @@ fn top_level_prefix(text: &str) -> &str {
 mod tests {
     use super::*;
 
+    #[test]
+    fn writes_start_from_config_toml_and_refuse_a_config_read_through_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::resolve(Some(dir.path())).unwrap();
+        std::fs::write(paths.config(), SAMPLE).unwrap();
+        Config::load(&paths).unwrap();
+        let indexed = Config::load(&paths).unwrap();
+        assert!(indexed.from_index, "the second read used the index");
+        let lock = ConfigLock::acquire(&paths).unwrap();
+        assert!(lock.save(&indexed).is_err());
+        assert_eq!(std::fs::read_to_string(paths.config()).unwrap(), SAMPLE);
+        let parsed = lock.load().unwrap();
+        assert!(!parsed.from_index);
+        lock.save(&parsed).unwrap();
+    }
+
     const SAMPLE: &str = r#"current = "org_acme"
 previous = "org_globex"
 
