@@ -13,6 +13,7 @@ use crate::app::App;
 use crate::env;
 use crate::error::{Error, Kind, Result};
 use crate::session;
+use crate::store::text;
 use crate::store::{Config, Context};
 
 /// The name of a pin file.
@@ -232,10 +233,8 @@ fn read_pin(path: &Path) -> Result<Option<Pin>> {
 
 /// Parses a pin file: exactly one of `organization` and `context`, each a plain string.
 pub fn parse_pin(text: &str, path: &Path) -> Result<Pin> {
-    let table: toml::Table = toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| line_of(text, s.start));
-        bad_pin(path, line, e.message())
-    })?;
+    let table: toml::Table =
+        toml::from_str(text).map_err(|e| bad_pin_text(path, text::parse_error(path, text, &e)))?;
     let mut found = None;
     for (key, value) in &table {
         let line = key_line(text, key);
@@ -283,24 +282,14 @@ pub fn parse_pin(text: &str, path: &Path) -> Result<Pin> {
 }
 
 fn bad_pin(path: &Path, line: Option<usize>, what: &str) -> Error {
-    let at = line.map(|n| format!(", line {n}")).unwrap_or_default();
-    Error::failure(format!(
-        "{}{at}: {}",
-        path.display(),
-        what.trim().trim_end_matches('.')
-    ))
-    .with_hint(format!(
+    bad_pin_text(path, text::at_line(path, line, what))
+}
+
+fn bad_pin_text(path: &Path, message: String) -> Error {
+    Error::failure(message).with_hint(format!(
         "a pin holds only `organization = \"ORG_ID\"` or `context = \"NAME\"`; fix it, or remove {}",
         path.display()
     ))
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
 }
 
 /// The line where `key` is defined (as `key = ...`, `"key" = ...` or `[key]`).

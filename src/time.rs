@@ -55,53 +55,12 @@ pub fn rfc3339(unix: i64) -> String {
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
 }
 
-/// Unix seconds from RFC 3339 text.
+/// Unix seconds from RFC 3339 text (UTC, as mycli writes it; a space for the `T` and a
+/// missing `Z` are accepted too).
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
-    parse_utc_seconds(text).or_else(|| parse_rfc3339_any(text))
-}
-
-/// The exact form mycli writes, `YYYY-MM-DDTHH:MM:SSZ`, without allocating: `contexts` reads
-/// one per context.
-fn parse_utc_seconds(text: &str) -> Option<i64> {
-    let b = text.as_bytes();
-    if b.len() != 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-        || b[19] != b'Z'
-    {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        b[r].iter().try_fold(0i64, |acc, d| {
-            d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0'))
-        })
-    };
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, min, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || h > 23 || min > 59 || s > 60 {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3600 + min * 60 + s)
-}
-
-fn parse_rfc3339_any(text: &str) -> Option<i64> {
-    let t = humantime::parse_rfc3339_weak(text.trim_end_matches('Z'))
-        .ok()
-        .or_else(|| humantime::parse_rfc3339(text).ok())?;
-    t.duration_since(UNIX_EPOCH)
-        .ok()
-        .and_then(|d| i64::try_from(d.as_secs()).ok())
+    let t = humantime::parse_rfc3339_weak(text).ok()?;
+    let secs = t.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    i64::try_from(secs).ok()
 }
 
 /// "in 4m", "in 2h 5m", "3m ago": a rough, human duration relative to now.
@@ -131,10 +90,13 @@ mod tests {
     #[test]
     fn rfc3339_round_trips() {
         for t in [0, 951_782_400, 1_795_000_000, 4_102_444_800] {
-            assert_eq!(parse_utc_seconds(&rfc3339(t)), Some(t));
-            assert_eq!(parse_rfc3339_any(&rfc3339(t)), Some(t));
+            assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
         }
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(parse_rfc3339("2026-11-27 10:00:00"), Some(1_795_773_600));
+        assert_eq!(parse_rfc3339("2026-11-27T10:00:00.5Z"), Some(1_795_773_600));
+        assert_eq!(parse_rfc3339("1969-12-31T23:59:59Z"), None);
+        assert_eq!(parse_rfc3339("yesterday"), None);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use super::Paths;
 use super::atomic;
 use super::index::{self, Fingerprint};
 use super::lock::LockGuard;
+use super::text;
 use crate::error::{Error, Result};
 pub use crate::vocab::{Method, ProviderDefaults, ProviderKind, Storage};
 
@@ -92,10 +93,9 @@ impl Pointers {
     fn read(paths: &Paths) -> Result<Option<Pointers>> {
         let path = paths.pointers();
         match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map(Some).map_err(|e| {
-                let line = e.span().map(|s| line_of(&text, s.start));
-                corrupt(&path, line, e.message())
-            }),
+            Ok(text) => toml::from_str(&text)
+                .map(Some)
+                .map_err(|e| text::corrupt(text::parse_error(&path, &text, &e))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("read", &path, &e)),
         }
@@ -154,10 +154,8 @@ impl Config {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
-        let config: Config = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| line_of(text, s.start));
-            corrupt(path, line, e.message())
-        })?;
+        let config: Config =
+            toml::from_str(text).map_err(|e| text::corrupt(text::parse_error(path, text, &e)))?;
         config.validate(text, path)?;
         Ok(config)
     }
@@ -450,21 +448,7 @@ fn write_index(paths: &Paths, fingerprint: Fingerprint, config: &Config) {
 }
 
 fn corrupt(path: &Path, line: Option<usize>, what: &str) -> Error {
-    let at = match line {
-        Some(n) => format!(", line {n}"),
-        None => String::new(),
-    };
-    let what = what.trim().trim_end_matches('.');
-    Error::failure(format!("{}{at}: {what}", path.display()))
-        .with_hint("fix the file by hand; mycli left it exactly as it was")
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    text::corrupt(text::at_line(path, line, what))
 }
 
 fn find_line(text: &str, needle: &str) -> Option<usize> {

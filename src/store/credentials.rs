@@ -207,14 +207,8 @@ impl<'a> Credentials<'a> {
     fn file_read(&self) -> Result<BTreeMap<String, FileEntry>> {
         let path = self.paths.credentials();
         match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| {
-                let line = e
-                    .span()
-                    .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-                let at = line.map(|n| format!(", line {n}")).unwrap_or_default();
-                Error::failure(format!("{}{at}: {}", path.display(), e.message().trim()))
-                    .with_hint("fix the file by hand; mycli left it exactly as it was")
-            }),
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| super::text::corrupt(super::text::parse_error(&path, &text, &e))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
             Err(e) => Err(Error::io("read", &path, &e)),
         }

@@ -4,6 +4,9 @@
 //! lock on the replaced file would guard nothing. The OS drops the lock when the holder dies,
 //! so a killed process never leaves the store locked.
 
+// The one module allowed to lock files (clippy.toml `disallowed-methods`).
+#![allow(clippy::disallowed_methods)]
+
 use std::fs::{File, OpenOptions};
 use std::path::Path;
 use std::sync::OnceLock;

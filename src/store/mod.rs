@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod index;
 pub mod lock;
 pub mod paths;
+pub mod text;
 pub mod write;
 
 use std::time::Duration;
