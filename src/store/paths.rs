@@ -231,9 +231,13 @@ impl Paths {
             }
         }
         Ok((!fixed.is_empty()).then(|| {
+            let more = match fixed.len() {
+                0..=3 => String::new(),
+                n => format!(" and {} more", n - 3),
+            };
             format!(
-                "{} could be read by other users; mycli made {} private (0700 directories, 0600 files)",
-                fixed.join(", "),
+                "{}{more} could be read by other users; mycli made {} private (0700 directories, 0600 files)",
+                fixed[..fixed.len().min(3)].join(", "),
                 if fixed.len() == 1 { "it" } else { "them" }
             )
         }))
