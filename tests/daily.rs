@@ -904,3 +904,30 @@ fn the_device_flow_shows_the_complete_url_and_a_qr_code_on_a_terminal() {
         run.stderr
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// 11. WorkOS fidelity
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn an_organization_the_user_is_not_a_member_of_is_said_plainly() {
+    let idp = Idp::start();
+    idp.scenario(json!({"device_interval": 1, "device_ignores_org": true,
+        "org_selection_public": true}));
+    let mut sb = Sandbox::new();
+    sb.use_idp(&idp);
+    let run = device_login_with_selection(&idp, &sb, &["--org", "org_umbrella"]);
+    run.code(1);
+    assert!(
+        run.stderr.contains("you are not a member of org_umbrella"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("sign in with the browser"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("org_acme") && run.stderr.contains("org_globex"));
+    assert!(!sb.path("config.toml").exists());
+}

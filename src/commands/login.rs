@@ -366,6 +366,21 @@ async fn finish(
                 ended,
             ))
         }
+        Reply::Refused(selection)
+            if selection.is("organization_membership_not_found")
+                || selection.is("invalid_organization_id")
+                || selection.is("organization_not_found") =>
+        {
+            let yours: Vec<&str> = orgs.iter().map(|(id, _)| id.as_str()).collect();
+            Err(
+                Error::failure(format!("you are not a member of {chosen}; nothing was stored"))
+                    .with_hint(if yours.is_empty() {
+                        "check the organization id with your administrator".to_string()
+                    } else {
+                        format!("your organizations: {}", yours.join(", "))
+                    }),
+            )
+        }
         Reply::Refused(selection) => Err(Error::failure(format!(
             "the identity provider asked which organization to use and refused {chosen}: {}",
             selection.summary()

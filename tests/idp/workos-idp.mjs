@@ -702,8 +702,9 @@ function orgSelectionGrant(params) {
     throw new HttpError(400, { code: 'invalid_pending_authentication_token', message: 'The pending authentication token is invalid or expired.' });
   }
   const user = userById(p.user_id);
+  // What WorkOS's own emulator answers for a non-member or an unknown organization.
   if (!membership(user, params.organization_id)) {
-    throw new HttpError(400, { code: 'invalid_organization_id', message: `The user is not a member of ${params.organization_id}.` });
+    throw new HttpError(404, { code: 'organization_membership_not_found', message: `Organization membership not found for ${params.organization_id}.` });
   }
   pendingAuth.delete(params.pending_authentication_token);
   const s = startSession({ dialect: 'workos', user, client_id: p.client_id, requested_org: params.organization_id });
