@@ -151,6 +151,8 @@ pub mod testing {
                     access_token_expires_at: None,
                     signed_in_at: None,
                     session_id: None,
+                    authentication_method: None,
+                    impersonator: None,
                 },
             );
             config.set_current(key);

@@ -88,6 +88,26 @@ pub struct ContextJson<'a> {
     pub selected: bool,
     /// The rule that selected it, when `selected`.
     pub selected_by: Option<SelectedByJson>,
+    /// How the person authenticated at the IdP (WorkOS `authentication_method`), when known.
+    pub authentication_method: Option<&'a str>,
+    /// Who acts as the user in an impersonated session; null otherwise.
+    pub impersonator: Option<ImpersonatorJson<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ImpersonatorJson<'a> {
+    pub email: &'a str,
+    pub reason: Option<&'a str>,
+}
+
+/// `status -o json`: the context's object, plus what its access token says about the user's
+/// rights there, when the token carries it.
+#[derive(Debug, Serialize)]
+pub struct StatusJson<'a> {
+    #[serde(flatten)]
+    pub context: ContextJson<'a>,
+    pub role: Option<String>,
+    pub permissions: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -146,6 +166,11 @@ impl<'a> ContextJson<'a> {
             signed_in_at: ctx.signed_in_at.as_deref(),
             selected: false,
             selected_by: None,
+            authentication_method: ctx.authentication_method.as_deref(),
+            impersonator: ctx.impersonator.as_ref().map(|i| ImpersonatorJson {
+                email: &i.email,
+                reason: i.reason.as_deref(),
+            }),
         }
     }
 }

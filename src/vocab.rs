@@ -134,3 +134,12 @@ mod tests {
         assert!(err.to_string().contains("`keychain` or `file`"), "{err}");
     }
 }
+
+/// The person behind an impersonated session (WorkOS `impersonator`, an `act` claim).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Impersonator {
+    pub email: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}

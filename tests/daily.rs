@@ -931,3 +931,58 @@ fn an_organization_the_user_is_not_a_member_of_is_said_plainly() {
     assert!(run.stderr.contains("org_acme") && run.stderr.contains("org_globex"));
     assert!(!sb.path("config.toml").exists());
 }
+
+#[test]
+fn an_impersonated_session_is_shown_and_status_json_carries_the_rights() {
+    let idp = Idp::start();
+    let mut sb = browser_sandbox(&idp);
+    sb.use_idp(&idp);
+    sb.run(&["login", "--org", "org_globex", "--name", "globex"])
+        .ok();
+    idp.scenario(
+        json!({"impersonator": {"email": "admin@example.com", "reason": "Support ticket 42"}}),
+    );
+    let run = sb.run(&["login", "--org", "org_acme", "--name", "acme"]);
+    run.ok();
+    assert!(
+        run.stderr
+            .contains("impersonated by admin@example.com (reason: Support ticket 42)"),
+        "{}",
+        run.stderr
+    );
+    let status = sb.run(&["status", "acme"]);
+    status.ok();
+    assert!(
+        status
+            .stdout
+            .contains("Impersonated:  by admin@example.com (reason: Support ticket 42)"),
+        "{}",
+        status.stdout
+    );
+    let json: Value =
+        serde_json::from_str(&sb.run(&["status", "acme", "-o", "json"]).stdout).unwrap();
+    assert_eq!(
+        json["impersonator"],
+        json!({"email": "admin@example.com", "reason": "Support ticket 42"})
+    );
+    assert_eq!(json["authentication_method"], "SSO");
+    assert_eq!(json["role"], "admin");
+    assert_eq!(
+        json["permissions"],
+        json!(["widgets:read", "widgets:write"])
+    );
+    // The listing carries the impersonation too; a normal session has none.
+    let contexts = sb.contexts_json();
+    assert_eq!(
+        context_of(&contexts, "org_acme")["impersonator"]["email"],
+        "admin@example.com"
+    );
+    assert_eq!(
+        context_of(&contexts, "org_globex")["impersonator"],
+        Value::Null
+    );
+    let json: Value =
+        serde_json::from_str(&sb.run(&["status", "globex", "-o", "json"]).stdout).unwrap();
+    assert_eq!(json["role"], "member");
+    assert_eq!(json["impersonator"], Value::Null);
+}

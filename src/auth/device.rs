@@ -133,6 +133,8 @@ mod tests {
             user_id: "user_1".into(),
             email: None,
             session_id: None,
+            authentication_method: None,
+            impersonator: None,
         }))
     }
 

@@ -10,7 +10,7 @@ use crate::env;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::time;
-use crate::vocab::{ProviderDefaults, ProviderKind};
+use crate::vocab::{Impersonator, ProviderDefaults, ProviderKind};
 
 pub const WORKOS_BASE: &str = "https://api.workos.com";
 pub const OIDC_SCOPES: &str = "openid profile email offline_access";
@@ -170,6 +170,37 @@ pub struct Session {
     pub email: Option<String>,
     /// The IdP's session id (WorkOS `sid` claim of the access token).
     pub session_id: Option<String>,
+    /// WorkOS `authentication_method` (`SSO`, `Password`, ...).
+    pub authentication_method: Option<String>,
+    /// Who acts as the user: WorkOS `impersonator`, else the token's `act` claim.
+    pub impersonator: Option<Impersonator>,
+}
+
+/// An impersonated session: WorkOS's `impersonator: {email, reason}`, else an RFC 8693 `act`
+/// claim in the access token (`email` or `sub` of the actor).
+fn impersonator(
+    workos: Option<&Value>,
+    access: Option<&Map<String, Value>>,
+) -> Option<Impersonator> {
+    let text = |v: Option<&Value>, key: &str| {
+        v.and_then(|v| v.get(key))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(http::clean)
+    };
+    if let Some(email) = text(workos, "email") {
+        return Some(Impersonator {
+            email,
+            reason: text(workos, "reason"),
+        });
+    }
+    let act = access.and_then(|c| c.get("act"));
+    text(act, "email")
+        .or_else(|| text(act, "sub"))
+        .map(|email| Impersonator {
+            email,
+            reason: None,
+        })
 }
 
 /// A token endpoint answer, WorkOS's or RFC 6749's.
@@ -186,6 +217,10 @@ pub struct TokenResponse {
     organization_id: Option<String>,
     #[serde(default)]
     user: Option<WorkosUser>,
+    #[serde(default)]
+    authentication_method: Option<String>,
+    #[serde(default)]
+    impersonator: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -524,6 +559,8 @@ impl Provider {
             user_id: clean(user_id),
             email: email.map(clean),
             session_id: claim_text(access.as_ref(), "sid").map(clean),
+            authentication_method: resp.authentication_method.map(clean),
+            impersonator: impersonator(resp.impersonator.as_ref(), access.as_ref()),
         })
     }
 

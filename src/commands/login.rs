@@ -577,6 +577,8 @@ fn save(
         access_token_expires_at: Some(time::rfc3339(session.expires_at)),
         signed_in_at: Some(time::rfc3339(app.now())),
         session_id: session.session_id.clone(),
+        authentication_method: session.authentication_method.clone(),
+        impersonator: session.impersonator.clone(),
     };
     config.contexts.insert(key.clone(), ctx);
     config.set_current(&key);
@@ -591,6 +593,16 @@ fn save(
         session.email.as_deref().unwrap_or(&session.user_id),
         method.describe(),
     ));
+    if let Some(who) = &session.impersonator {
+        app.ui.warn(&format!(
+            "this session is impersonated by {}{}",
+            who.email,
+            who.reason
+                .as_deref()
+                .map(|r| format!(" (reason: {r})"))
+                .unwrap_or_default()
+        ));
+    }
     if named_after_id && Context::organization_id(&key).is_some() && name.starts_with(key.as_str())
     {
         app.ui.say(&format!(

@@ -1,7 +1,7 @@
 use crate::app::App;
 use crate::cli::{OutputFormat, StatusArgs};
 use crate::error::Result;
-use crate::output::{self, ContextJson, SelectedByJson};
+use crate::output::{self, ContextJson, SelectedByJson, StatusJson};
 use crate::select::{Rule, Selection};
 use crate::session;
 use crate::store::cache;
@@ -45,7 +45,12 @@ pub fn run(app: &App, args: StatusArgs) -> Result<()> {
             let mut item = ContextJson::new(&key, &ctx, current);
             item.selected = rule.is_some();
             item.selected_by = rule.as_ref().map(SelectedByJson::new);
-            output::json(&item)?
+            let (role, permissions) = rights(app, &key);
+            output::json(&StatusJson {
+                context: item,
+                role,
+                permissions,
+            })?
         }
         OutputFormat::Name => output::line(&ctx.name)?,
         OutputFormat::Table | OutputFormat::ExecCredential => {
@@ -68,6 +73,29 @@ pub fn run(app: &App, args: StatusArgs) -> Result<()> {
         return Err(session::needs_login(&key, &ctx, "needs a new login"));
     }
     Ok(())
+}
+
+/// The user's role and permissions in the organization, as the cached access token states them
+/// (WorkOS `role`, `permissions` claims); read from the cache, never the network.
+fn rights(app: &App, key: &str) -> (Option<String>, Option<Vec<String>>) {
+    let Some(claims) =
+        cache::read(&app.paths, key).and_then(|t| crate::auth::claims(t.access_token.expose()))
+    else {
+        return (None, None);
+    };
+    let role = claims
+        .get("role")
+        .and_then(|v| v.as_str())
+        .map(crate::auth::http::clean);
+    let permissions = claims
+        .get("permissions")
+        .and_then(|v| v.as_array())
+        .map(|list| {
+            list.iter()
+                .filter_map(|p| p.as_str().map(crate::auth::http::clean))
+                .collect()
+        });
+    (role, permissions)
 }
 
 fn describe(
@@ -124,13 +152,24 @@ fn describe(
         Method::Pkce => "browser (PKCE)",
         Method::Device => "device code",
     };
+    let impersonated = match &ctx.impersonator {
+        Some(who) => format!(
+            "\n  Impersonated:  by {}{}",
+            who.email,
+            who.reason
+                .as_deref()
+                .map(|r| format!(" (reason: {r})"))
+                .unwrap_or_default()
+        ),
+        None => String::new(),
+    };
     let title = if current {
         format!("{} (current)", ctx.name)
     } else {
         ctx.name.clone()
     };
     format!(
-        "{title}\n  Organization:  {org}\n  User:          {user}\n  Provider:      {} {} (client {})\n  \
+        "{title}\n  Organization:  {org}\n  User:          {user}{impersonated}\n  Provider:      {} {} (client {})\n  \
          Signed in by:  {method}{}\n  Secret:        {secret}\n  Access token:  {expiry}\n  State:         {state}\n  \
          Selected by:   {selected_by}\n",
         ctx.provider.as_str(),

@@ -17,6 +17,7 @@ use super::index::{self, Fingerprint};
 use super::lock::LockGuard;
 use super::text;
 use crate::error::{Error, Result};
+pub use crate::vocab::Impersonator;
 pub use crate::vocab::{Method, ProviderDefaults, ProviderKind, Storage};
 
 /// The key of a session that belongs to no organization.
@@ -69,6 +70,12 @@ pub struct Context {
     /// The IdP's session id (WorkOS `sid`), which `logout` ends; not a secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    /// How the person authenticated at the IdP (WorkOS `authentication_method`, e.g. `SSO`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication_method: Option<String>,
+    /// Who is acting as the user, when the session is impersonated (last: a TOML table).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impersonator: Option<Impersonator>,
 }
 
 impl Context {
@@ -644,6 +651,8 @@ needs-login = true
                         access_token_expires_at,
                         signed_in_at,
                         session_id: None,
+                        authentication_method: None,
+                        impersonator: None,
                     },
                 )
         }

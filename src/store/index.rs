@@ -128,6 +128,11 @@ mod tests {
                 access_token_expires_at: Some("2026-11-27T10:00:00Z".into()),
                 signed_in_at: None,
                 session_id: Some("session_01".into()),
+                authentication_method: Some("SSO".into()),
+                impersonator: Some(crate::vocab::Impersonator {
+                    email: "admin@example.com".into(),
+                    reason: Some("Support\tticket".into()),
+                }),
             },
         );
         c

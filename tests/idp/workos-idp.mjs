@@ -172,6 +172,8 @@ const KNOBS = {
   authorize_wrong_state: [false, (v) => typeof v === 'boolean'],
   authorize_iss: [null, (v) => v === null || v === false || typeof v === 'string'], // null = dialect default
   force_org: [null, (v) => v === null || (typeof v === 'string' && v.length > 0)],
+  // {email, reason?}: new sessions are impersonated (WorkOS `impersonator` + an `act` claim)
+  impersonator: [null, (v) => v === null || (typeof v === 'object' && !Array.isArray(v) && typeof v.email === 'string')],
   fail_next: [[], (v) => Array.isArray(v) && v.every((f) => FAULTS.includes(f))],
   refresh_grace_ms: [0, (v) => isInt(v, 0, 3600000)],
   refresh_delay_ms: [0, (v) => isInt(v, 0, 600000)],
@@ -352,10 +354,14 @@ function mint(session, { initial }) {
   }
   if (session.dialect === 'workos') {
     // UserlandAuthenticateResponse: NO expires_in, NO token_type, NO id_token (research §0, §1.3).
+    const act = scenario.impersonator ? { act: { sub: scenario.impersonator.email } } : {};
     const access = signJwt({ iss: scenario.access_token_iss ?? BASE, sub: user.id, sid: session.id, ...orgClaims,
-      jti: ulid(), iat, exp });
+      ...act, jti: ulid(), iat, exp });
     const body = { user: userJson(user) };
     if (org) body.organization_id = org;
+    if (scenario.impersonator) {
+      body.impersonator = { email: scenario.impersonator.email, reason: scenario.impersonator.reason ?? null };
+    }
     Object.assign(body, { access_token: access, refresh_token: refresh, authentication_method: 'SSO' });
     return body;
   }
