@@ -106,7 +106,10 @@ pub struct ImpersonatorJson<'a> {
 pub struct StatusJson<'a> {
     #[serde(flatten)]
     pub context: ContextJson<'a>,
+    /// Only when the token states it: otherwise the object is exactly the listing's.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Vec<String>>,
 }
 
