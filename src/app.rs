@@ -5,11 +5,11 @@
 use crate::auth::Http;
 use crate::auth::browser::Browser;
 use crate::error::Result;
-use crate::output::OutputFormat;
 use crate::store::Paths;
 use crate::store::credentials::{Credentials, Keychain};
 use crate::time::Clock;
 use crate::ui::Ui;
+use crate::vocab::OutputFormat;
 
 #[derive(Debug)]
 pub struct App {

@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::ArgValueCandidates;
 
 use crate::complete;
-pub use crate::output::OutputFormat;
+pub use crate::vocab::OutputFormat;
 use crate::vocab::ProviderKind;
 
 #[derive(Debug, Parser)]
@@ -563,6 +563,23 @@ impl ValueEnum for ProviderKind {
 
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
         Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
+}
+
+/// `--output`: the words of `vocab`.
+impl ValueEnum for OutputFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        OutputFormat::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let value = clap::builder::PossibleValue::new(self.as_str());
+        Some(match self {
+            OutputFormat::ExecCredential => {
+                value.help("A Kubernetes ExecCredential (`mycli token` only)")
+            }
+            _ => value,
+        })
     }
 }
 

@@ -66,7 +66,7 @@ pub fn check() -> crate::error::Result<()> {
         {
             return Err(Error::usage(format!(
                 "{name}={:?} is not a number of seconds",
-                crate::auth::http::clean(&value)
+                crate::text::clean(&value)
             ))
             .with_hint(format!(
                 "set it to a number greater than 0 (e.g. {name}=30), or unset it"
@@ -83,7 +83,7 @@ pub fn check() -> crate::error::Result<()> {
         {
             return Err(Error::usage(format!(
                 "{name}={:?} is not one of {}",
-                crate::auth::http::clean(&value),
+                crate::text::clean(&value),
                 allowed.join(", ")
             ))
             .with_hint(format!("set {name} to one of them, or unset it")));

@@ -11,15 +11,7 @@ use crate::error::{Error, Kind, Result};
 use crate::select::Rule;
 use crate::store::{Config, Context};
 
-/// `--output`: how a command that prints data prints it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
-    Table,
-    Json,
-    Name,
-    /// A Kubernetes ExecCredential (`mycli token` only)
-    ExecCredential,
-}
+pub use crate::vocab::OutputFormat;
 
 /// Writes `text` and a newline to stdout. A closed pipe ends the program quietly.
 pub fn line(text: &str) -> Result<()> {

@@ -1,5 +1,20 @@
 //! Characters that do not show: text from an IdP or a user must never hide something.
 
+/// Server text made safe for one terminal line: no control or invisible characters, at
+/// most 300 characters.
+pub fn clean(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .filter(|c| !is_invisible(*c))
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(300)
+        .collect();
+    if text.chars().count() > 300 {
+        out.push('…');
+    }
+    out
+}
+
 /// Unicode format characters (Cf: bidi overrides and isolates, zero-width spaces and joiners,
 /// the BOM, tag characters, ...) and the line and paragraph separators (Zl, Zp). `prod` and
 /// `prod\u{200b}` look alike, and `evil\u{202e}hs.exe` reads backwards.

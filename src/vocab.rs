@@ -89,6 +89,17 @@ impl Method {
     }
 }
 
+words! {
+    /// `--output`: how a command that prints data prints it.
+    OutputFormat {
+        Table = "table",
+        Json = "json",
+        Name = "name",
+        /// A Kubernetes ExecCredential (`mycli token` only).
+        ExecCredential = "exec-credential",
+    }
+}
+
 /// `[provider]` in `config.toml`: the defaults for new logins.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]

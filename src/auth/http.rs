@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::env;
 use crate::error::{Error, Result};
+pub use crate::text::clean;
 use crate::time::Clock;
 use crate::ui::Ui;
 
@@ -444,20 +445,6 @@ fn scrub_quoted(text: &str) -> String {
         }
         out.push(c);
         i += 1;
-    }
-    out
-}
-
-/// Server text made safe for one terminal line.
-pub fn clean(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .filter(|c| !crate::text::is_invisible(*c))
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(300)
-        .collect();
-    if text.chars().count() > 300 {
-        out.push('…');
     }
     out
 }

@@ -110,6 +110,11 @@ impl Pointers {
 }
 
 impl Config {
+    /// How many contexts there are.
+    pub fn count(&self) -> usize {
+        self.contexts.len()
+    }
+
     /// Reads the store: `config.toml` (through the index when it is current) and the pointers
     /// of `current.toml`. A missing file is an empty store.
     pub fn load(paths: &Paths) -> Result<Config> {
@@ -441,7 +446,7 @@ pub(crate) fn index_is_current(paths: &Paths) -> Result<bool> {
 
 fn read_index(paths: &Paths, fingerprint: Fingerprint) -> Option<Config> {
     let text = std::fs::read_to_string(paths.index()).ok()?;
-    index::decode(&text, fingerprint)
+    index::decode(&text, fingerprint, Config::count)
 }
 
 /// Best effort: the index is derived data, rebuilt whenever it is missing or stale.
@@ -449,7 +454,7 @@ fn write_index(paths: &Paths, fingerprint: Fingerprint, config: &Config) {
     if paths.ensure(Some(&paths.cache())).is_ok() {
         let _ = atomic::write_unsynced(
             &paths.index(),
-            index::encode(fingerprint, config).as_bytes(),
+            index::encode(fingerprint, config, config.contexts.len()).as_bytes(),
         );
     }
 }
@@ -739,7 +744,7 @@ needs-login = true
                         text
                     ),
                 }
-                let decoded = index::decode(&index::encode(FP, &config), FP);
+                let decoded = index::decode(&index::encode(FP, &config, config.contexts.len()), FP, Config::count);
                 prop_assert!(decoded.is_some(), "the index of this config does not decode:\n{}", text);
                 let decoded = decoded.unwrap();
                 prop_assert_eq!(decoded.to_toml().unwrap(), text);

@@ -77,7 +77,7 @@ pub enum Keychain {
 impl Keychain {
     fn open(&self) -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
         match self {
-            Keychain::Platform => platform_store(),
+            Keychain::Platform => super::platform::keychain(),
             Keychain::Store(store) => Ok(store.clone()),
         }
     }
@@ -454,41 +454,6 @@ fn describe(err: &keyring_core::Error) -> String {
         E::NoEntry => "no such entry".into(),
         other => format!("keychain error: {other}"),
     }
-}
-
-#[cfg(all(
-    unix,
-    not(any(target_os = "macos", target_os = "ios", target_os = "android"))
-))]
-fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
-    // Without a session bus there is no Secret Service: fail fast instead of waiting on it.
-    let bus_address = env::var(env::DBUS_SESSION_BUS_ADDRESS).is_some();
-    let runtime_bus = env::var(env::XDG_RUNTIME_DIR)
-        .is_some_and(|dir| std::path::Path::new(&dir).join("bus").exists());
-    if !bus_address && !runtime_bus {
-        return Err(keyring_core::Error::NoDefaultStore);
-    }
-    let store: Arc<keyring_core::CredentialStore> =
-        zbus_secret_service_keyring_store::Store::new()?;
-    Ok(store)
-}
-
-#[cfg(target_os = "macos")]
-fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
-    let store: Arc<keyring_core::CredentialStore> =
-        apple_native_keyring_store::keychain::Store::new()?;
-    Ok(store)
-}
-
-#[cfg(target_os = "windows")]
-fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
-    let store: Arc<keyring_core::CredentialStore> = windows_native_keyring_store::Store::new()?;
-    Ok(store)
-}
-
-#[cfg(not(any(unix, target_os = "windows")))]
-fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
-    Err(keyring_core::Error::NoDefaultStore)
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@
 //! rebuilt, so a hand edit of `config.toml` always wins and a damaged index never shortens the
 //! store. Writers never read it: they parse `config.toml` under the lock.
 
-use super::config::Config;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 const MAGIC: &str = "mycli-index-2";
 
@@ -55,12 +56,13 @@ impl Fingerprint {
     }
 }
 
-pub fn encode(fingerprint: Fingerprint, config: &Config) -> String {
-    let body = serde_json::to_string(config).unwrap_or_default();
+/// The index of `value` (holding `count` contexts) for a `config.toml` with this fingerprint.
+pub fn encode<T: Serialize>(fingerprint: Fingerprint, value: &T, count: usize) -> String {
+    let body = serde_json::to_string(value).unwrap_or_default();
     format!(
         "{}{}\t{}\t{:016x}\n{body}",
         fingerprint.prefix(),
-        config.contexts.len(),
+        count,
         body.len(),
         checksum(body.as_bytes())
     )
@@ -71,8 +73,13 @@ pub fn header_matches(head: &[u8], fingerprint: Fingerprint) -> bool {
     head.starts_with(fingerprint.prefix().as_bytes())
 }
 
-/// The config, when `text` is a whole index of a `config.toml` with this fingerprint.
-pub fn decode(text: &str, fingerprint: Fingerprint) -> Option<Config> {
+/// The value, when `text` is a whole index of a `config.toml` with this fingerprint and the
+/// value holds as many contexts (`count`) as the header says.
+pub fn decode<T: DeserializeOwned>(
+    text: &str,
+    fingerprint: Fingerprint,
+    count_of: impl Fn(&T) -> usize,
+) -> Option<T> {
     let rest = text.strip_prefix(fingerprint.prefix().as_str())?;
     let (header, body) = rest.split_once('\n')?;
     let mut fields = header.split('\t');
@@ -82,8 +89,8 @@ pub fn decode(text: &str, fingerprint: Fingerprint) -> Option<Config> {
     if fields.next().is_some() || body.len() != len || checksum(body.as_bytes()) != sum {
         return None;
     }
-    let config: Config = serde_json::from_str(body).ok()?;
-    (config.contexts.len() == count).then_some(config)
+    let value: T = serde_json::from_str(body).ok()?;
+    (count_of(&value) == count).then_some(value)
 }
 
 /// A fast 64-bit checksum (8 bytes at a time, multiply-rotate as in FxHash): it detects torn
@@ -106,7 +113,15 @@ fn checksum(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::config::{Context, Method, ProviderKind, Storage};
+    use crate::store::config::{Config, Context, Method, ProviderKind, Storage};
+
+    fn enc(config: &Config) -> String {
+        encode(FP, config, config.count())
+    }
+
+    fn dec(text: &str, fingerprint: Fingerprint) -> Option<Config> {
+        decode(text, fingerprint, Config::count)
+    }
 
     fn sample() -> Config {
         let mut c = Config::default();
@@ -148,16 +163,16 @@ mod tests {
     #[test]
     fn round_trips_every_field() {
         let c = sample();
-        let back = decode(&encode(FP, &c), FP).unwrap();
+        let back = dec(&enc(&c), FP).unwrap();
         assert_eq!(c.to_toml().unwrap(), back.to_toml().unwrap());
     }
 
     #[test]
     fn a_stale_or_damaged_index_is_not_used() {
-        let text = encode(FP, &sample());
-        assert!(decode(&text, Fingerprint { len: 9, ..FP }).is_none());
-        assert!(decode(&text.replace("\"pkce\"", "\"pkcx\""), FP).is_none());
-        assert!(decode(&text[..text.len() - 20], FP).is_none());
+        let text = enc(&sample());
+        assert!(dec(&text, Fingerprint { len: 9, ..FP }).is_none());
+        assert!(dec(&text.replace("\"pkce\"", "\"pkcx\""), FP).is_none());
+        assert!(dec(&text[..text.len() - 20], FP).is_none());
     }
 
     #[test]
@@ -166,23 +181,23 @@ mod tests {
         let mut second = c.contexts["org_a"].clone();
         second.name = "b".into();
         c.contexts.insert("org_b".into(), second);
-        let text = encode(FP, &c);
-        assert!(decode(&text, FP).is_some());
+        let text = enc(&c);
+        assert!(dec(&text, FP).is_some());
         for cut in 0..text.len() {
             if text.is_char_boundary(cut) {
-                assert!(decode(&text[..cut], FP).is_none(), "cut at {cut} was used");
+                assert!(dec(&text[..cut], FP).is_none(), "cut at {cut} was used");
             }
         }
         let header = text.find('\n').unwrap();
         let mut bytes = text.clone().into_bytes();
         bytes[header + 10] ^= 0x01;
-        assert!(decode(std::str::from_utf8(&bytes).unwrap(), FP).is_none());
+        assert!(dec(std::str::from_utf8(&bytes).unwrap(), FP).is_none());
     }
 
     proptest::proptest! {
         #[test]
         fn decoding_never_panics(text in ".*") {
-            let _ = decode(&text, FP);
+            let _ = dec(&text, FP);
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod index;
 pub mod lock;
 pub mod paths;
+mod platform;
 pub mod text;
 pub mod write;
 

@@ -8,9 +8,11 @@
 // After that, stdout stays silent. stderr gets one line per request ("METHOD /path STATUS", never a
 // query string, token or code) unless WORKOS_IDP_QUIET=1. SIGTERM / SIGINT: exits 0.
 //
-// Wire shapes follow /work/shared/research/workos-api.md. Where WorkOS is lenient or undocumented
-// this server picks the STRICT reading, so a client that passes here also works against the real
-// thing. See README.md next to this file for the knobs and the admin API.
+// Wire shapes follow WorkOS's API reference (https://workos.com/docs/reference/authkit); the
+// documented answers themselves are replayed through mycli's parser by tests/workos_contract.rs.
+// Where WorkOS is lenient or undocumented this server picks the STRICT reading, so a client that
+// passes here also works against the real thing. See README.md next to this file for the knobs
+// and the admin API.
 
 import * as http from 'node:http';
 import * as crypto from 'node:crypto';
