@@ -222,6 +222,7 @@ const REFRESH_EXAMPLES: &str = "Examples:
   mycli refresh --all";
 
 const STATUS_EXAMPLES: &str = "Examples:
+  mycli status --all      # every context: who, state, token expiry, which one is selected here
   mycli status
   mycli status acme -o json
   mycli status || mycli login --context \"$(mycli current)\"   # exit 4: sign in again";
@@ -515,6 +516,10 @@ pub struct StatusArgs {
     /// Context to show (default: the selected context)
     #[arg(value_name = "NAME", add = ArgValueCandidates::new(complete::context_names))]
     pub name: Option<String>,
+
+    /// Every context, one line each (exit 4 when any needs a login)
+    #[arg(long, conflicts_with = "name")]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]

@@ -254,6 +254,53 @@ pub fn contexts_table(config: &Config, selected: Option<&str>) -> Result<()> {
     out.flush().map_err(stdout_error)
 }
 
+/// A borderless table in the style of `mycli contexts` (three-space gutters, display-width
+/// aligned, fitted to the terminal with `…`, never cut when piped).
+pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> Result<()> {
+    let width = terminal_width();
+    let one_line = |cells: Vec<&str>| {
+        let mut row = comfy_table::Row::from(cells);
+        if width.is_some() {
+            row.max_height(1);
+        }
+        row
+    };
+    let mut table = comfy_table::Table::new();
+    table
+        .load_style(comfy_table::presets::NOTHING)
+        .set_header(one_line(header.to_vec()));
+    match width {
+        Some(w) => {
+            table
+                .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+                .set_width(w)
+                .set_truncation_indicator("…");
+        }
+        None => {
+            table.set_content_arrangement(comfy_table::ContentArrangement::Disabled);
+        }
+    }
+    for row in rows {
+        table.add_row(one_line(row.iter().map(String::as_str).collect()));
+    }
+    let last = N.saturating_sub(1);
+    for (i, column) in table.column_iter_mut().enumerate() {
+        let gutter = if i < last { 3 } else { 0 };
+        column.set_padding((0, gutter));
+        if width.is_some() {
+            let heading = header.get(i).map_or(0, |h| h.len()) + usize::from(gutter);
+            column.set_constraint(comfy_table::ColumnConstraint::LowerBoundary(
+                comfy_table::Width::Fixed(u16::try_from(heading).unwrap_or(0)),
+            ));
+        }
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for line in table.lines() {
+        writeln!(out, "{}", line.trim_end()).map_err(stdout_error)?;
+    }
+    out.flush().map_err(stdout_error)
+}
+
 /// The width of the terminal stdout is, or `None` when stdout is not a terminal.
 fn terminal_width() -> Option<u16> {
     use std::io::IsTerminal;

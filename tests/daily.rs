@@ -986,3 +986,65 @@ fn an_impersonated_session_is_shown_and_status_json_carries_the_rights() {
     assert_eq!(json["role"], "member");
     assert_eq!(json["impersonator"], Value::Null);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 10. status --all
+// ---------------------------------------------------------------------------------------------
+
+fn make_private(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[test]
+fn status_all_lists_every_context_with_the_selection_rule() {
+    let mut sb = Sandbox::new();
+    let mut text = String::from("current = \"org_a\"\n\n");
+    text.push_str(&context_toml("org_a", "alpha").replace(
+        "storage = \"file\"\n",
+        "storage = \"file\"\naccess-token-expires-at = \"2099-01-01T00:00:00Z\"\n",
+    ));
+    text.push_str(&context_toml("org_b", "beta").replace(
+        "storage = \"file\"\n",
+        "storage = \"file\"\nneeds-login = true\n",
+    ));
+    sb.write_config(&text);
+    // alpha's refresh token is stored; beta was ended by the IdP.
+    std::fs::write(
+        sb.path("credentials.toml"),
+        "[\"org_a\"]\nrefresh-token = \"rt_alpha\"\n",
+    )
+    .unwrap();
+    make_private(&sb.path("credentials.toml"));
+    let run = sb.run(&["status", "--all"]);
+    run.code(4);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", run.stdout);
+    assert!(lines[0].starts_with("NAME") && lines[0].contains("SELECTED BY"));
+    let alpha = lines.iter().find(|l| l.starts_with("alpha")).unwrap();
+    assert!(
+        alpha.contains("signed in") && alpha.contains("current context"),
+        "{alpha}"
+    );
+    let beta = lines.iter().find(|l| l.starts_with("beta")).unwrap();
+    assert!(beta.contains("needs login"), "{beta}");
+    assert!(run.stderr.contains("beta"), "{}", run.stderr);
+
+    // The rule that selects here: the environment wins over the current pointer.
+    sb.set("MYCLI_CONTEXT", "beta");
+    let run = sb.run(&["status", "--all", "-o", "json"]);
+    run.code(4);
+    let items: Vec<Value> = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(items.len(), 2);
+    let beta = items.iter().find(|c| c["name"] == "beta").unwrap();
+    assert_eq!(beta["selected_by"]["rule"], "env");
+    assert_eq!(beta["needs_login"], true);
+    let alpha = items.iter().find(|c| c["name"] == "alpha").unwrap();
+    assert_eq!(alpha["selected"], false);
+    sb.unset("MYCLI_CONTEXT");
+
+    // All signed in: exit 0.
+    sb.write_config(&text.replace("needs-login = true\n", ""));
+    sb.run(&["logout", "beta"]).ok();
+    sb.run(&["status", "--all"]).ok();
+}

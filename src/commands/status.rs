@@ -10,6 +10,9 @@ use crate::time;
 
 pub fn run(app: &App, args: StatusArgs) -> Result<()> {
     let config = Config::load(&app.paths)?;
+    if args.all {
+        return all(app, &config);
+    }
     // The rule that selects a context here, and that context; `status NAME` may show another.
     let here = match args.name.as_deref() {
         Some(_) => Selection::of(app)
@@ -28,16 +31,7 @@ pub fn run(app: &App, args: StatusArgs) -> Result<()> {
     let mut ctx = config.contexts[&key].clone();
     let now = app.now();
 
-    // A context whose token is stale and whose secret is gone needs a login too.
-    let fresh = cache::read(&app.paths, &key).is_some_and(|t| t.fresh(now, 0));
-    let mut secret_note = None;
-    if !ctx.needs_login && !fresh {
-        match app.credentials().load(&key, ctx.storage) {
-            Ok(Some(_)) => {}
-            Ok(None) => ctx.needs_login = true,
-            Err(e) => secret_note = Some(e.message),
-        }
-    }
+    let secret_note = check_secret(app, &key, &mut ctx, now);
     let current = config.current.as_deref() == Some(key.as_str());
 
     match output::listing_format(app.output)? {
@@ -73,6 +67,136 @@ pub fn run(app: &App, args: StatusArgs) -> Result<()> {
         return Err(session::needs_login(&key, &ctx, "needs a new login"));
     }
     Ok(())
+}
+
+/// A context whose token is stale and whose secret is gone needs a login too: marks `ctx`, or
+/// says why the secret could not be read.
+fn check_secret(app: &App, key: &str, ctx: &mut Context, now: i64) -> Option<String> {
+    let fresh = cache::read(&app.paths, key).is_some_and(|t| t.fresh(now, 0));
+    if ctx.needs_login || fresh {
+        return None;
+    }
+    match app.credentials().load(key, ctx.storage) {
+        Ok(Some(_)) => None,
+        Ok(None) => {
+            ctx.needs_login = true;
+            None
+        }
+        Err(e) => Some(e.message),
+    }
+}
+
+/// `status --all`: every context, the selected one marked with the rule that chose it (§8).
+/// Exit 4 when any context needs a login, so a morning check can be `mycli status --all`.
+fn all(app: &App, config: &Config) -> Result<()> {
+    let now = app.now();
+    let here = Selection::of(app)
+        .ok()
+        .and_then(|s| s.key(config).ok().map(|k| (k, s.rule)));
+    let mut keys: Vec<&String> = config.contexts.keys().collect();
+    keys.sort_by(|a, b| config.contexts[*a].name.cmp(&config.contexts[*b].name));
+    let mut rows = Vec::with_capacity(keys.len());
+    for key in keys {
+        let mut ctx = config.contexts[key].clone();
+        check_secret(app, key, &mut ctx, now);
+        let rule = here
+            .as_ref()
+            .and_then(|(k, rule)| (k == key).then_some(rule.clone()));
+        rows.push((key.as_str(), ctx, rule));
+    }
+    match output::listing_format(app.output)? {
+        OutputFormat::Json => {
+            let items: Vec<StatusJson> = rows
+                .iter()
+                .map(|(key, ctx, rule)| {
+                    let mut item =
+                        ContextJson::new(key, ctx, config.current.as_deref() == Some(*key));
+                    item.selected = rule.is_some();
+                    item.selected_by = rule.as_ref().map(SelectedByJson::new);
+                    let (role, permissions) = rights(app, key);
+                    StatusJson {
+                        context: item,
+                        role,
+                        permissions,
+                    }
+                })
+                .collect();
+            output::json(&items)?;
+        }
+        OutputFormat::Name => {
+            let names: String = rows
+                .iter()
+                .map(|(_, c, _)| format!("{}\n", c.name))
+                .collect();
+            output::block(&names)?;
+        }
+        OutputFormat::Table | OutputFormat::ExecCredential => {
+            if rows.is_empty() {
+                app.ui
+                    .say("No contexts yet. Sign in with `mycli login --org ORG_ID`.");
+                return Ok(());
+            }
+            let lines: Vec<[String; 5]> = rows
+                .iter()
+                .map(|(key, ctx, rule)| {
+                    [
+                        ctx.name.clone(),
+                        match (&ctx.organization_name, Context::organization_id(key)) {
+                            (Some(n), Some(_)) => n.clone(),
+                            (_, id) => id.unwrap_or("-").to_string(),
+                        },
+                        output::state(ctx).to_string(),
+                        token_state(ctx, now),
+                        rule.as_ref().map(Rule::describe).unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            output::table(
+                &[
+                    "NAME",
+                    "ORGANIZATION",
+                    "STATE",
+                    "ACCESS TOKEN",
+                    "SELECTED BY",
+                ],
+                &lines,
+            )?;
+        }
+    }
+    let stale: Vec<&str> = rows
+        .iter()
+        .filter(|(_, c, _)| c.needs_login)
+        .map(|(_, c, _)| c.name.as_str())
+        .collect();
+    if stale.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::error::Error::needs_login(format!(
+            "{} need{} a new login: {}",
+            if stale.len() == 1 {
+                "1 context"
+            } else {
+                "some contexts"
+            },
+            if stale.len() == 1 { "s" } else { "" },
+            stale.join(", ")
+        ))
+        .with_hint("`mycli status NAME` says which `mycli login` to run"))
+    }
+}
+
+/// The access token column of `status --all`.
+fn token_state(ctx: &Context, now: i64) -> String {
+    match ctx
+        .access_token_expires_at
+        .as_deref()
+        .and_then(time::parse_rfc3339)
+    {
+        Some(exp) if exp > now => format!("expires {}", time::relative(exp, now)),
+        Some(_) if ctx.needs_login => "expired".to_string(),
+        Some(exp) => format!("expired {} (refreshed on use)", time::relative(exp, now)),
+        None => "unknown".to_string(),
+    }
 }
 
 /// The user's role and permissions in the organization, as the cached access token states them
