@@ -1048,3 +1048,22 @@ fn status_all_lists_every_context_with_the_selection_rule() {
     sb.run(&["logout", "beta"]).ok();
     sb.run(&["status", "--all"]).ok();
 }
+
+#[test]
+fn a_slow_idp_shows_progress_on_a_terminal_only() {
+    // Accepts connections (the kernel's backlog) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let issuer = format!("http://{}", silent.local_addr().unwrap());
+    let mut sb = Sandbox::new();
+    sb.set("MYCLI_HTTP_TIMEOUT", "4");
+    let args = format!("login --provider oidc --issuer {issuer} --client-id x --org acme --device");
+    let host = issuer.trim_start_matches("http://");
+    let text = stderr_on_terminal(&sb, "xterm", &args);
+    assert!(text.contains(&format!("Contacting {host}…")), "{text}");
+    assert!(text.contains("did not answer"), "{text}");
+    // Piped: no progress line, only the error.
+    let run = sb.run(&args.split(' ').collect::<Vec<_>>());
+    run.code(1);
+    assert!(!run.stderr.contains("Contacting"), "{}", run.stderr);
+    drop(silent);
+}

@@ -135,10 +135,7 @@ impl Http {
     ) -> Result<std::result::Result<u16, IdpError>> {
         self.log_post(url, fields);
         let response = self
-            .client
-            .post(url)
-            .form(fields)
-            .send()
+            .with_progress(url, self.client.post(url).form(fields).send())
             .await
             .map_err(|e| self.transport(url, &e))?;
         self.status_only(response).await
@@ -148,12 +145,25 @@ impl Http {
     pub async fn get_status(&self, url: &str) -> Result<std::result::Result<u16, IdpError>> {
         self.ui.debug(&format!("> GET {}", redact_url(url)));
         let response = self
-            .client
-            .get(url)
-            .send()
+            .with_progress(url, self.client.get(url).send())
             .await
             .map_err(|e| self.transport(url, &e))?;
         self.status_only(response).await
+    }
+
+    /// Waits for `request`; on a terminal, says which host it is waiting for once that takes
+    /// more than two seconds (an IdP that hangs was 30 s of silence).
+    async fn with_progress<F: std::future::Future>(&self, url: &str, request: F) -> F::Output {
+        if self.ui.quiet || !self.ui.stderr_is_terminal() {
+            return request.await;
+        }
+        tokio::pin!(request);
+        tokio::select! {
+            answer = &mut request => return answer,
+            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+        self.ui.say(&format!("Contacting {}…", host_of(url)));
+        request.await
     }
 
     async fn status_only(
@@ -221,9 +231,8 @@ impl Http {
                 Failure::Lost(err)
             }
         };
-        let response = request
-            .header("accept", "application/json")
-            .send()
+        let response = self
+            .with_progress(url, request.header("accept", "application/json").send())
             .await
             .map_err(|e| lost(&e))?;
         let status = response.status().as_u16();
