@@ -549,6 +549,24 @@ fn login_without_org_inside_a_pinned_directory_signs_in_to_the_pinned_organizati
     assert_eq!(contexts[0]["organization_id"], "org_globex");
     let token = printed_token(&run_in(&sb, &dir, &[], &["token"]));
     assert_valid_for(&token, "org_globex", &idp.base);
+
+    // With acme current, refresh and logout without a NAME act on the pinned context here.
+    let mut cmd = sb.cmd();
+    cmd.args(["login", "--device", "--org", "org_acme", "--name", "acme"]);
+    let bg = Bg::start(cmd, "login acme".into());
+    idp.approve_device(json!({}));
+    bg.finish(Duration::from_secs(30)).0.ok();
+    let run = run_in(&sb, &dir, &[], &["refresh"]);
+    assert!(
+        run.ok().stderr.contains("Refreshed \"org-globex\"") || run.stderr.contains("globex"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("acme"), "{}", run.stderr);
+    run_in(&sb, &dir, &[], &["logout"]).ok();
+    let left: Vec<Value> = sb.contexts_json();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["organization_id"], "org_acme");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -605,6 +623,26 @@ fn exec_pins_the_context_hands_over_the_token_and_returns_the_exit_code() {
         ],
     );
     assert_eq!(run.ok().stdout, "[unset]\n");
+
+    // The command finds the same store, even from elsewhere, even when it was given relative.
+    let script = format!("cd / && {BIN} token");
+    let run = run_in(
+        &sb,
+        sb.tmp.path(),
+        &[("MYCLI_CONFIG_DIR", "elsewhere")],
+        &[
+            "--config-dir",
+            "config",
+            "--context",
+            "cur",
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    assert_eq!(run.ok().stdout, "tok-cur\n");
 
     // A missing command: 127 and one line, as a shell says it.
     let run = run_in(&sb, &dir, &[], &["exec", "--", "no-such-command-here"]);

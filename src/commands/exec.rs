@@ -164,10 +164,12 @@ fn token_for_exec(app: &App, key: &str) -> Result<CachedToken> {
 
 /// The command for one context: `MYCLI_CONTEXT` pinned to it and the store it came from.
 pub fn child(app: &App, ctx: &Context, program: &OsString, rest: &[OsString]) -> Command {
+    // Absolute, so a command that changes directory still finds the same store.
+    let dir = std::path::absolute(&app.paths.dir).unwrap_or_else(|_| app.paths.dir.clone());
     let mut cmd = Command::new(program);
     cmd.args(rest)
         .env(env::CONTEXT, &ctx.name)
-        .env(env::CONFIG_DIR, &app.paths.dir);
+        .env(env::CONFIG_DIR, dir);
     cmd
 }
 

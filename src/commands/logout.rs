@@ -2,6 +2,7 @@ use crate::app::App;
 use crate::auth::{self, Provider, ProviderConfig, claim_text, claims};
 use crate::cli::LogoutArgs;
 use crate::error::{Error, Result};
+use crate::select::Selection;
 use crate::session;
 use crate::store::cache;
 use crate::store::credentials;
@@ -10,7 +11,10 @@ use crate::store::{Config, Context, ProviderKind, Storage};
 
 pub fn run(app: &App, args: LogoutArgs) -> Result<()> {
     let config = Config::load(&app.paths)?;
-    let keys = config.targets(args.all, args.name.as_deref().or(app.context.as_deref()))?;
+    let keys = match (args.all, args.name.as_deref()) {
+        (false, None) => vec![Selection::of(app)?.key(&config)?],
+        (all, name) => config.targets(all, name)?,
+    };
     if keys.is_empty() {
         app.ui.say("No contexts to log out of.");
         return Ok(());

@@ -1,13 +1,17 @@
 use crate::app::App;
 use crate::cli::RefreshArgs;
 use crate::error::Result;
+use crate::select::Selection;
 use crate::session;
 use crate::store::Config;
 use crate::time;
 
 pub fn run(app: &App, args: RefreshArgs) -> Result<()> {
     let config = Config::load(&app.paths)?;
-    let keys = config.targets(args.all, args.name.as_deref().or(app.context.as_deref()))?;
+    let keys = match (args.all, args.name.as_deref()) {
+        (false, None) => vec![Selection::of(app)?.key(&config)?],
+        (all, name) => config.targets(all, name)?,
+    };
     if keys.is_empty() {
         app.ui.say("No contexts to refresh.");
         return Ok(());
