@@ -98,11 +98,11 @@ impl Selection {
                 target: Target::Query(query.clone()),
             });
         }
-        Selection::below(app)
+        Selection::below()
     }
 
     /// The selection of the working directory alone: its pin, else the `current` pointer.
-    pub fn below(_app: &App) -> Result<Selection> {
+    pub fn below() -> Result<Selection> {
         match find_pin()? {
             Some((path, pin)) => Ok(Selection {
                 target: match pin {

@@ -1163,3 +1163,34 @@ s.serve_forever()
     let _ = server.kill();
     let _ = server.wait();
 }
+
+#[test]
+fn prompt_follows_a_hand_edit_of_config_toml_at_once() {
+    let sb = store(&ORGS);
+    let repo = work(&sb).join("repo");
+    pin(&repo, "organization = \"org_pin\"\n");
+    // The first run builds the index; the answer comes from it afterwards.
+    for _ in 0..2 {
+        assert_eq!(run_in(&sb, &repo, &[], &["prompt"]).ok().stdout, "pinned\n");
+        assert_eq!(
+            run_in(&sb, &work(&sb), &[], &["prompt"]).ok().stdout,
+            "cur\n"
+        );
+        let env = [("MYCLI_CONTEXT", "org_env")];
+        assert_eq!(
+            run_in(&sb, &repo, &env, &["prompt"]).ok().stdout,
+            "envctx\n"
+        );
+    }
+    // A rename by hand: the index is stale and not believed.
+    let text = sb
+        .config_text()
+        .replace("name = \"pinned\"", "name = \"renamed\"");
+    sb.write_config(&text);
+    assert_eq!(
+        run_in(&sb, &repo, &[], &["prompt"]).ok().stdout,
+        "renamed\n"
+    );
+    let env = [("MYCLI_CONTEXT", "pinned")];
+    assert_eq!(run_in(&sb, &repo, &env, &["prompt"]).ok().stdout, "");
+}

@@ -36,7 +36,7 @@ fn show(app: &App) -> Result<()> {
     };
     output::line(&format!("{value}\t{}", path.display()))?;
     let config = Config::load(&app.paths)?;
-    let selection = Selection::below(app)?;
+    let selection = Selection::below()?;
     match selection.key(&config) {
         Ok(key) => app.ui.say(&format!(
             "It selects the context {:?}.",

@@ -172,6 +172,16 @@ impl Config {
         Ok(config)
     }
 
+    /// The name of the context named (when `by_name`) or keyed `query`, from the index while
+    /// it matches `config.toml`, without building the contexts (the hot path of
+    /// `mycli prompt`). `None` when the index cannot answer; `Some(None)` when no context
+    /// matches.
+    pub fn indexed_name(paths: &Paths, query: &str, by_name: bool) -> Option<Option<String>> {
+        let meta = std::fs::metadata(paths.config()).ok()?;
+        let text = std::fs::read_to_string(paths.index()).ok()?;
+        index::name_of(&text, Fingerprint::of(&meta), query, by_name)
+    }
+
     /// Reads only the `current` pointer, without parsing the contexts (the hot path of
     /// `mycli token`). When `config.toml` changed since it was last parsed (its fingerprint no
     /// longer matches the index), it is parsed now, so a broken store is reported, not ignored.

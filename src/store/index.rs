@@ -80,6 +80,14 @@ pub fn decode<T: DeserializeOwned>(
     fingerprint: Fingerprint,
     count_of: impl Fn(&T) -> usize,
 ) -> Option<T> {
+    let (count, body) = whole_body(text, fingerprint)?;
+    let value: T = serde_json::from_str(body).ok()?;
+    (count_of(&value) == count).then_some(value)
+}
+
+/// The number of contexts and the body of `text`, when it is a whole index of a
+/// `config.toml` with this fingerprint.
+fn whole_body(text: &str, fingerprint: Fingerprint) -> Option<(usize, &str)> {
     let rest = text.strip_prefix(fingerprint.prefix().as_str())?;
     let (header, body) = rest.split_once('\n')?;
     let mut fields = header.split('\t');
@@ -89,8 +97,117 @@ pub fn decode<T: DeserializeOwned>(
     if fields.next().is_some() || body.len() != len || checksum(body.as_bytes()) != sum {
         return None;
     }
-    let value: T = serde_json::from_str(body).ok()?;
-    (count_of(&value) == count).then_some(value)
+    Some((count, body))
+}
+
+/// The name of the context whose name (when `by_name`), else whose key, is `query`, read from
+/// a whole index without building the config (`mycli prompt` runs in every shell prompt).
+/// `None` when the index is not whole or not of this fingerprint; `Some(None)` when no context
+/// matches.
+pub fn name_of(
+    text: &str,
+    fingerprint: Fingerprint,
+    query: &str,
+    by_name: bool,
+) -> Option<Option<String>> {
+    let (_, body) = whole_body(text, fingerprint)?;
+    let mut de = serde_json::Deserializer::from_str(body);
+    let found =
+        serde::de::DeserializeSeed::deserialize(names::InConfig(query, by_name), &mut de).ok()?;
+    de.end().ok()?;
+    Some(found)
+}
+
+/// Serde seeds that walk the index's JSON for one context's name, skipping everything else
+/// without allocating it.
+mod names {
+    use std::borrow::Cow;
+    use std::fmt;
+
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+    /// The whole config: only `contexts` is looked into.
+    pub struct InConfig<'q>(pub &'q str, pub bool);
+    /// The `contexts` map: the name matching the query wins over the key matching it.
+    struct InContexts<'q>(&'q str, bool);
+    /// One context: its `name`.
+    struct Name;
+
+    impl<'de> DeserializeSeed<'de> for InConfig<'_> {
+        type Value = Option<String>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for InConfig<'_> {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a config")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(field) = map.next_key::<Cow<'de, str>>()? {
+                if field == "contexts" {
+                    found = map.next_value_seed(InContexts(self.0, self.1))?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for InContexts<'_> {
+        type Value = Option<String>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for InContexts<'_> {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("the contexts")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let (mut by_name, mut by_key) = (None, None);
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                let name = map.next_value_seed(Name)?;
+                if self.1 && by_name.is_none() && name.as_deref() == Some(self.0) {
+                    by_name = name;
+                } else if key == self.0 {
+                    by_key = name;
+                }
+            }
+            Ok(by_name.or(by_key))
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Name {
+        type Value = Option<String>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Name {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a context")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut name = None;
+            while let Some(field) = map.next_key::<Cow<'de, str>>()? {
+                if field == "name" {
+                    name = Some(map.next_value::<String>()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(name)
+        }
+    }
 }
 
 /// A fast 64-bit checksum (8 bytes at a time, multiply-rotate as in FxHash): it detects torn
@@ -165,6 +282,33 @@ mod tests {
         let c = sample();
         let back = dec(&enc(&c), FP).unwrap();
         assert_eq!(c.to_toml().unwrap(), back.to_toml().unwrap());
+    }
+
+    #[test]
+    fn one_name_is_found_by_name_then_by_key_without_decoding_the_rest() {
+        let mut c = sample();
+        let mut other = c.contexts["org_a"].clone();
+        other.name = "org_a".into();
+        c.contexts.insert("org_z".into(), other);
+        let text = enc(&c);
+        assert_eq!(name_of(&text, FP, "a", true), Some(Some("a".into())));
+        // A name wins over a key, as `Config::find` has it; keys alone when asked.
+        assert_eq!(
+            name_of(&text, FP, "org_a", true),
+            Some(Some("org_a".into()))
+        );
+        assert_eq!(name_of(&text, FP, "org_a", false), Some(Some("a".into())));
+        assert_eq!(name_of(&text, FP, "a", false), Some(None));
+        assert_eq!(
+            name_of(&text, FP, "org_z", true),
+            Some(Some("org_a".into()))
+        );
+        assert_eq!(name_of(&text, FP, "nobody", true), Some(None));
+        assert_eq!(
+            name_of(&text, Fingerprint { len: 9, ..FP }, "a", true),
+            None
+        );
+        assert_eq!(name_of(&text[..text.len() - 1], FP, "a", true), None);
     }
 
     #[test]
