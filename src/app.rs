@@ -108,8 +108,8 @@ pub mod testing {
         /// token in `storage` and, when `expires_at` is given, a cached access token.
         pub fn sign_in(&self, issuer: &str, key: &str, storage: Storage, expires_at: Option<i64>) {
             use crate::secret::Secret;
-            use crate::store::cache::{self, CachedToken};
             use crate::store::credentials::Preference;
+            use crate::store::tokens::{self, CachedToken};
             let pref = match storage {
                 Storage::File => Preference::File,
                 Storage::Keychain => Preference::Keychain,
@@ -120,7 +120,7 @@ pub mod testing {
                 .save(&lock, &Secret::new(format!("rt-{key}")), pref)
                 .unwrap();
             if let Some(expires_at) = expires_at {
-                cache::write(
+                tokens::write(
                     &app.paths,
                     &lock,
                     &CachedToken {

@@ -11,9 +11,9 @@ use crate::auth::{self, Provider, ProviderConfig, Reply, Session};
 use crate::env;
 use crate::error::{Error, Kind, Result};
 use crate::interrupt;
-use crate::store::cache::{self, CachedToken};
 use crate::store::credentials::{Preference, SaveSlot};
 use crate::store::lock::ContextLock;
+use crate::store::tokens::{self, CachedToken};
 use crate::store::write::SessionWrite;
 use crate::store::{Config, Context, Storage};
 use crate::time;
@@ -61,7 +61,7 @@ pub fn fresh_token_checked(
 ) -> Result<(CachedToken, Option<Error>)> {
     let lock = lock_context(app, key)?;
     if !force
-        && let Some(token) = cache::read(&app.paths, key)
+        && let Some(token) = tokens::read(&app.paths, key)
         && token.fresh(app.now(), MARGIN_SECS)
     {
         return Ok((token, None));
@@ -397,7 +397,7 @@ mod tests {
         let t = signed_in(&idp, Storage::Keychain, None);
         let err = fresh_token(&t.app, KEY, false).unwrap_err();
         assert!(err.message.contains("org_other"), "{}", err.message);
-        assert!(crate::store::cache::read(&t.app.paths, KEY).is_none());
+        assert!(crate::store::tokens::read(&t.app.paths, KEY).is_none());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::env;
 use crate::error::{Error, Kind, Result};
 use crate::select::{Rule, Selection};
 use crate::session;
-use crate::store::cache::{self, CachedToken};
+use crate::store::tokens::{self, CachedToken};
 use crate::store::{Config, Context};
 
 /// `exec` hands out a token that stays valid this long, refreshing it first when needed.
@@ -154,7 +154,7 @@ fn each(
 /// The context's access token, refreshed first when it expires within five minutes (however
 /// short its lifetime: a command may run for a while).
 fn token_for_exec(app: &App, key: &str) -> Result<CachedToken> {
-    if let Some(token) = cache::read(&app.paths, key)
+    if let Some(token) = tokens::read(&app.paths, key)
         && token.expires_at.saturating_sub(EXEC_MARGIN_SECS) > app.now()
     {
         return Ok(token);

@@ -4,8 +4,8 @@ use crate::cli::LogoutArgs;
 use crate::error::{Error, Result};
 use crate::select::Selection;
 use crate::session;
-use crate::store::cache;
 use crate::store::credentials;
+use crate::store::tokens;
 use crate::store::write::SessionWrite;
 use crate::store::{Config, Context, ProviderKind, Storage};
 
@@ -34,7 +34,7 @@ fn logout_one(app: &App, config: &Config, key: &str, say_what_is_current: bool) 
     let context_lock = session::lock_context(app, key)?;
     let creds = app.credentials();
     let refresh_token = creds.load(key, ctx.storage).unwrap_or(None);
-    let cached = cache::read(&app.paths, key);
+    let cached = tokens::read(&app.paths, key);
 
     // A context marked as needing login was already ended by the IdP (its refresh token was
     // refused); there is nothing left to end there.
@@ -127,7 +127,7 @@ fn end_at_idp(
     config: &Config,
     ctx: &Context,
     refresh_token: Option<&crate::secret::Secret>,
-    cached: Option<&cache::CachedToken>,
+    cached: Option<&tokens::CachedToken>,
 ) -> Result<std::result::Result<(), String>> {
     let provider_config =
         ProviderConfig::of_session(ctx.provider, &ctx.issuer, &ctx.client_id, &config.provider);
@@ -173,7 +173,7 @@ mod tests {
     use crate::app::testing::{self, Idp, NOW, TestApp};
     use crate::secret::Secret;
     use crate::store::Storage;
-    use crate::store::cache::CachedToken;
+    use crate::store::tokens::CachedToken;
 
     const KEY: &str = "org_acme";
     const LOGOUT: &str = "/user_management/sessions/logout";
@@ -194,7 +194,7 @@ mod tests {
                 access_token: Secret::new(jwt),
                 issued_at: None,
             };
-            cache::write(&t.app.paths, &t.lock(KEY), &token).unwrap();
+            tokens::write(&t.app.paths, &t.lock(KEY), &token).unwrap();
         }
         t
     }
@@ -214,7 +214,7 @@ mod tests {
         assert!(t.context(KEY).is_none());
         let creds = t.app.credentials();
         assert!(creds.load(KEY, Storage::Keychain).unwrap().is_none());
-        assert!(cache::read(&t.app.paths, KEY).is_none());
+        assert!(tokens::read(&t.app.paths, KEY).is_none());
     }
 
     #[test]

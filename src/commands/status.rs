@@ -4,7 +4,7 @@ use crate::error::Result;
 use crate::output::{self, ContextJson, SelectedByJson, StatusJson};
 use crate::select::{Rule, Selection};
 use crate::session;
-use crate::store::cache;
+use crate::store::tokens;
 use crate::store::{Config, Context, Method, Storage};
 use crate::time;
 
@@ -72,7 +72,7 @@ pub fn run(app: &App, args: StatusArgs) -> Result<()> {
 /// A context whose token is stale and whose secret is gone needs a login too: marks `ctx`, or
 /// says why the secret could not be read.
 fn check_secret(app: &App, key: &str, ctx: &mut Context, now: i64) -> Option<String> {
-    let fresh = cache::read(&app.paths, key).is_some_and(|t| t.fresh(now, 0));
+    let fresh = tokens::read(&app.paths, key).is_some_and(|t| t.fresh(now, 0));
     if ctx.needs_login || fresh {
         return None;
     }
@@ -203,7 +203,7 @@ fn token_state(ctx: &Context, now: i64) -> String {
 /// (WorkOS `role`, `permissions` claims); read from the cache, never the network.
 fn rights(app: &App, key: &str) -> (Option<String>, Option<Vec<String>>) {
     let Some(claims) =
-        cache::read(&app.paths, key).and_then(|t| crate::auth::claims(t.access_token.expose()))
+        tokens::read(&app.paths, key).and_then(|t| crate::auth::claims(t.access_token.expose()))
     else {
         return (None, None);
     };

@@ -7,9 +7,9 @@ use crate::error::{Error, Result};
 use crate::output;
 use crate::select::{Selection, Target};
 use crate::session::{self, MARGIN_SECS};
-use crate::store::cache::CachedToken;
 use crate::store::config::index_is_current;
-use crate::store::{Config, Context, cache};
+use crate::store::tokens::CachedToken;
+use crate::store::{Config, Context, tokens};
 use crate::time;
 
 /// Prints a valid access token and nothing else (or, with `-o json` / `-o exec-credential`,
@@ -23,14 +23,14 @@ pub fn run(app: &App) -> Result<()> {
     let selection = Selection::of(app)?;
     if format == Format::Plain
         && let Some(key) = quick_key(app, &selection)?
-        && let Some(token) = cache::read(&app.paths, &key)
+        && let Some(token) = tokens::read(&app.paths, &key)
         && token.fresh(app.now(), MARGIN_SECS)
     {
         return output::line(token.access_token.expose());
     }
     let config = Config::load(&app.paths)?;
     let key = selection.key(&config)?;
-    let token = match cache::read(&app.paths, &key) {
+    let token = match tokens::read(&app.paths, &key) {
         Some(token) if token.fresh(app.now(), MARGIN_SECS) => token,
         _ => session::fresh_token(app, &key, false)?,
     };

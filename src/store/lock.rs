@@ -109,7 +109,7 @@ impl Drop for LockGuard {
 }
 
 /// Proof that one context's lock is held: what writing that context's secret or cached token
-/// requires (`Credentials::save`, `cache::write`), so they cannot be written without it.
+/// requires (`Credentials::save`, `tokens::write`), so they cannot be written without it.
 #[derive(Debug)]
 pub struct ContextLock {
     _guard: LockGuard,

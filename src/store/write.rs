@@ -7,10 +7,10 @@
 //! so that a context never names a secret that was not written. Each step is a method of the
 //! previous step's result, so no caller can take them in another order.
 
-use super::cache::{self, CachedToken};
 use super::config::{Config, ConfigLock};
 use super::lock::ContextLock;
 use super::paths::Paths;
+use super::tokens::{self, CachedToken};
 use crate::error::Result;
 
 /// A write or removal of one context's session, under its lock.
@@ -46,13 +46,13 @@ impl<'a> SecretDone<'a> {
     /// Step 2: the cached access token. A failure comes back beside the next step: the
     /// secret is saved, so a missing cache only costs the next call a refresh.
     pub fn cache(self, token: &CachedToken) -> (CacheDone<'a>, Result<()>) {
-        let result = cache::write(self.0.paths, self.0.lock, token);
+        let result = tokens::write(self.0.paths, self.0.lock, token);
         (CacheDone(self.0), result)
     }
 
     /// Step 2, removing: the cached access token is deleted.
     pub fn uncache(self) -> CacheDone<'a> {
-        cache::remove(self.0.paths, self.0.lock);
+        tokens::remove(self.0.paths, self.0.lock);
         CacheDone(self.0)
     }
 }
