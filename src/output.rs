@@ -190,68 +190,114 @@ pub fn contexts_table(config: &Config, selected: Option<&str>) -> Result<()> {
     const HEADER: [&str; 5] = ["CURRENT", "NAME", "ORGANIZATION", "USER", "STATE"];
     let mut contexts: Vec<(&String, &Context)> = config.contexts.iter().collect();
     contexts.sort_unstable_by(|a, b| a.1.name.cmp(&b.1.name));
-    let width = terminal_width();
-    let one_line = |cells: Vec<&str>| {
-        let mut row = comfy_table::Row::from(cells);
-        if width.is_some() {
+    let rows: Vec<[&str; 5]> = contexts
+        .iter()
+        .map(|(key, ctx)| {
+            [
+                if selected == Some(key.as_str()) {
+                    "*"
+                } else {
+                    ""
+                },
+                ctx.name.as_str(),
+                match (&ctx.organization_name, Context::organization_id(key)) {
+                    (Some(name), Some(_)) => name.as_str(),
+                    (_, id) => id.unwrap_or("-"),
+                },
+                ctx.email.as_deref().unwrap_or(&ctx.user_id),
+                state(ctx),
+            ]
+        })
+        .collect();
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    match terminal_width() {
+        Some(width) => {
+            // Headings stay whole; the widest cells (emails, organizations) give way first.
+            let least = HEADER.map(|h| if h == "STATE" { "needs login".len() } else { h.len() });
+            let table = comfy_rows(Some(&HEADER), &rows, Fit::Terminal(width, least));
+            write_lines(&mut out, &table)?;
+        }
+        None => {
+            // Piped, nothing is cut: every column's display width is known up front, so the
+            // rows are rendered in slices with those widths, which keeps memory flat at
+            // 10,000 contexts.
+            let mut widths = HEADER.map(unicode_width::UnicodeWidthStr::width);
+            for row in &rows {
+                for (w, cell) in widths.iter_mut().zip(row) {
+                    *w = (*w).max(unicode_width::UnicodeWidthStr::width(*cell));
+                }
+            }
+            let header = comfy_rows(Some(&HEADER), &[], Fit::Widths(widths));
+            write_lines(&mut out, &header)?;
+            for slice in rows.chunks(256) {
+                write_lines(&mut out, &comfy_rows(None, slice, Fit::Widths(widths)))?;
+            }
+        }
+    }
+    out.flush().map_err(stdout_error)
+}
+
+/// How a table's columns get their widths.
+enum Fit {
+    /// Fitted to a terminal this wide, no column narrower than these widths.
+    Terminal(u16, [usize; 5]),
+    /// Exactly these content widths (piped output, rendered in slices).
+    Widths([usize; 5]),
+}
+
+/// A borderless comfy-table of five columns, three spaces apart.
+fn comfy_rows(header: Option<&[&str; 5]>, rows: &[[&str; 5]], fit: Fit) -> comfy_table::Table {
+    let one_line = |cells: &[&str; 5]| {
+        let mut row = comfy_table::Row::from(cells.to_vec());
+        if matches!(fit, Fit::Terminal(..)) {
             row.max_height(1);
         }
         row
     };
-
     let mut table = comfy_table::Table::new();
-    table
-        .load_style(comfy_table::presets::NOTHING)
-        .set_header(one_line(HEADER.to_vec()));
-    match width {
-        Some(w) => {
+    table.load_style(comfy_table::presets::NOTHING);
+    if let Some(header) = header {
+        table.set_header(one_line(header));
+    }
+    for row in rows {
+        table.add_row(one_line(row));
+    }
+    match fit {
+        Fit::Terminal(width, _) => {
             table
                 .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
-                .set_width(w)
+                .set_width(width)
                 .set_truncation_indicator("…");
         }
-        None => {
+        Fit::Widths(_) => {
             table.set_content_arrangement(comfy_table::ContentArrangement::Disabled);
         }
     }
-    for (key, ctx) in contexts {
-        table.add_row(one_line(vec![
-            if selected == Some(key.as_str()) {
-                "*"
-            } else {
-                ""
-            },
-            &ctx.name,
-            match (&ctx.organization_name, Context::organization_id(key)) {
-                (Some(name), Some(_)) => name,
-                (_, id) => id.unwrap_or("-"),
-            },
-            ctx.email.as_deref().unwrap_or(&ctx.user_id),
-            state(ctx),
-        ]));
-    }
-    let last = table.column_count().saturating_sub(1);
     for (i, column) in table.column_iter_mut().enumerate() {
-        let gutter = if i < last { 3 } else { 0 };
-        column.set_padding((0, gutter));
-        if width.is_some() {
-            // Headings stay whole; the widest cells (emails, organizations) give way first.
-            let heading = match HEADER.get(i) {
-                Some(&"STATE") => "needs login".len(),
-                Some(h) => h.len(),
-                None => 0,
-            } + usize::from(gutter);
-            column.set_constraint(comfy_table::ColumnConstraint::LowerBoundary(
-                comfy_table::Width::Fixed(u16::try_from(heading).unwrap_or(0)),
-            ));
+        let gutter: usize = if i < 4 { 3 } else { 0 };
+        column.set_padding((0, u16::try_from(gutter).unwrap_or(0)));
+        let fixed = |w: usize| comfy_table::Width::Fixed(u16::try_from(w + gutter).unwrap_or(u16::MAX));
+        match &fit {
+            Fit::Terminal(_, least) => {
+                column.set_constraint(comfy_table::ColumnConstraint::LowerBoundary(fixed(
+                    least.get(i).copied().unwrap_or(0),
+                )));
+            }
+            Fit::Widths(widths) => {
+                column.set_constraint(comfy_table::ColumnConstraint::Absolute(fixed(
+                    widths.get(i).copied().unwrap_or(0),
+                )));
+            }
         }
     }
+    table
+}
 
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+fn write_lines(out: &mut impl Write, table: &comfy_table::Table) -> Result<()> {
     for line in table.lines() {
         writeln!(out, "{}", line.trim_end()).map_err(stdout_error)?;
     }
-    out.flush().map_err(stdout_error)
+    Ok(())
 }
 
 /// A borderless table in the style of `mycli contexts` (three-space gutters, display-width
