@@ -213,7 +213,13 @@ pub fn contexts_table(config: &Config, selected: Option<&str>) -> Result<()> {
     match terminal_width() {
         Some(width) => {
             // Headings stay whole; the widest cells (emails, organizations) give way first.
-            let least = HEADER.map(|h| if h == "STATE" { "needs login".len() } else { h.len() });
+            let least = HEADER.map(|h| {
+                if h == "STATE" {
+                    "needs login".len()
+                } else {
+                    h.len()
+                }
+            });
             let table = comfy_rows(Some(&HEADER), &rows, Fit::Terminal(width, least));
             write_lines(&mut out, &table)?;
         }
@@ -276,7 +282,9 @@ fn comfy_rows(header: Option<&[&str; 5]>, rows: &[[&str; 5]], fit: Fit) -> comfy
     for (i, column) in table.column_iter_mut().enumerate() {
         let gutter: usize = if i < 4 { 3 } else { 0 };
         column.set_padding((0, u16::try_from(gutter).unwrap_or(0)));
-        let fixed = |w: usize| comfy_table::Width::Fixed(u16::try_from(w + gutter).unwrap_or(u16::MAX));
+        let fixed = |w: usize| {
+            comfy_table::Width::Fixed(u16::try_from(w.saturating_add(gutter)).unwrap_or(u16::MAX))
+        };
         match &fit {
             Fit::Terminal(_, least) => {
                 column.set_constraint(comfy_table::ColumnConstraint::LowerBoundary(fixed(
