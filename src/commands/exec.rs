@@ -84,12 +84,7 @@ fn each(
             Context::organization_id(key).unwrap_or("no organization")
         ));
         if ctx.needs_login {
-            app.ui.say(&format!(
-                "skipped {:?}: it needs a new login ({})",
-                ctx.name,
-                session::login_command(key)
-            ));
-            skipped.push(ctx.name.clone());
+            skipped.push(skip_for_login(app, key, ctx));
             continue;
         }
         let mut cmd = child(app, ctx, program, rest);
@@ -99,12 +94,7 @@ fn each(
                     cmd.env(var, token.access_token.expose());
                 }
                 Err(err) if err.kind == Kind::NeedsLogin => {
-                    app.ui.say(&format!(
-                        "skipped {:?}: it needs a new login ({})",
-                        ctx.name,
-                        session::login_command(key)
-                    ));
-                    skipped.push(ctx.name.clone());
+                    skipped.push(skip_for_login(app, key, ctx));
                     continue;
                 }
                 Err(err) => {
@@ -350,6 +340,16 @@ pub fn glob(pattern: &str, text: &str) -> bool {
         }
     }
     p[pi..].iter().all(|&c| c == '*')
+}
+
+/// Says that a context is skipped because it needs a new login; its name, for the summary.
+fn skip_for_login(app: &App, key: &str, ctx: &Context) -> String {
+    app.ui.say(&format!(
+        "skipped {:?}: it needs a new login ({})",
+        ctx.name,
+        session::login_command(key)
+    ));
+    ctx.name.clone()
 }
 
 #[cfg(test)]
