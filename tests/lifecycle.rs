@@ -812,6 +812,39 @@ fn logout_ends_the_workos_session_and_removes_the_context() {
 }
 
 #[test]
+fn logout_of_an_older_context_learns_the_session_id_by_one_refresh() {
+    // Contexts signed in before `session-id` was kept in config.toml, whose cached token is
+    // gone too: logout still ends the WorkOS session.
+    let mut w = World::with_scenario(json!({}));
+    w.login_org("org_acme", "acme");
+    let sid = claims(&w.cached("org_acme").unwrap())["sid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let older: String =
+        w.sb.config_text()
+            .lines()
+            .filter(|l| !l.starts_with("session-id"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+    assert_ne!(older, w.sb.config_text(), "config.toml kept a session-id");
+    w.sb.write_config(&older);
+    std::fs::remove_file(w.cache_path("org_acme")).unwrap();
+
+    let run = w.run(&["logout", "acme"]);
+    run.ok();
+    assert!(
+        run.stderr.contains("was ended at the identity provider"),
+        "{run:#?}"
+    );
+    let stats = w.stats();
+    assert_eq!(stats["logout_requests"][0]["session_id"], sid.as_str());
+    assert_eq!(w.session(&sid)["revoked"], true);
+    assert_gone_locally(&mut w, "acme", "org_acme");
+    w.assert_no_secrets();
+}
+
+#[test]
 fn logout_with_the_idp_down_still_removes_the_local_session() {
     let mut w = World::with_scenario(json!({}));
     w.login_org("org_globex", "globex");

@@ -41,7 +41,14 @@ fn logout_one(app: &App, config: &Config, key: &str, say_what_is_current: bool) 
     let server_end = if ctx.needs_login {
         Ok(())
     } else {
-        end_at_idp(app, config, ctx, refresh_token.as_ref(), cached.as_ref())?
+        end_at_idp(
+            app,
+            config,
+            key,
+            ctx,
+            refresh_token.as_ref(),
+            cached.as_ref(),
+        )?
     };
 
     // A refresh token that could not be deleted keeps its context: removing the context would
@@ -125,6 +132,7 @@ fn no_current_now(config: &Config) -> String {
 fn end_at_idp(
     app: &App,
     config: &Config,
+    key: &str,
     ctx: &Context,
     refresh_token: Option<&crate::secret::Secret>,
     cached: Option<&tokens::CachedToken>,
@@ -136,10 +144,18 @@ fn end_at_idp(
         let provider = Provider::discover(&http, provider_config).await?;
         Ok(match ctx.provider {
             ProviderKind::Workos => {
-                // Kept with the context since login; older contexts: the cached token's claim.
-                let sid = ctx.session_id.clone().or_else(|| {
+                // Kept with the context since login; older contexts: the cached token's claim,
+                // else one refresh to learn it (the refresh token is deleted right after).
+                let mut sid = ctx.session_id.clone().or_else(|| {
                     cached.and_then(|t| claim_text(claims(t.access_token.expose()).as_ref(), "sid"))
                 });
+                if let (None, Some(rt)) = (&sid, refresh_token)
+                    && let Ok(auth::Reply::Ok(session)) = provider
+                        .refresh(&http, rt, Context::organization_id(key))
+                        .await
+                {
+                    sid = session.session_id;
+                }
                 match sid {
                     Some(sid) => provider.workos_logout(&http, &sid).await?,
                     None => Err("no session id is known for it".to_string()),
@@ -229,11 +245,47 @@ mod tests {
     }
 
     #[test]
+    fn without_a_known_sid_one_refresh_learns_it() {
+        let part = |v: serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
+        let jwt = format!(
+            "{}.{}.sig",
+            part(json!({"alg": "RS256", "typ": "JWT"})),
+            part(json!({"sid": "session_9", "exp": NOW + 300}))
+        );
+        let idp = Idp::start(move |r| match r.path.as_str() {
+            "/user_management/authenticate" => (
+                200,
+                json!({
+                    "access_token": jwt,
+                    "refresh_token": "rt-new",
+                    "expires_in": 300,
+                    "organization_id": KEY,
+                    "user": {"id": "user_1"},
+                })
+                .to_string(),
+            ),
+            _ => (200, "{}".into()),
+        });
+        let t = signed_in(&idp, None);
+        logout(&t).unwrap();
+        let refreshes = idp.calls("/user_management/authenticate");
+        assert_eq!(refreshes.len(), 1);
+        assert_eq!(
+            refreshes[0].field("refresh_token").as_deref(),
+            Some("rt-org_acme")
+        );
+        let calls = idp.calls(LOGOUT);
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].path, format!("{LOGOUT}?session_id=session_9"));
+        assert_forgotten(&t);
+    }
+
+    #[test]
     fn without_a_sid_or_an_answering_idp_it_is_still_removed_here() {
         let idp = Idp::start(|_| (200, "{}".into()));
         let t = signed_in(&idp, None);
         logout(&t).unwrap();
-        assert!(idp.calls("/").is_empty());
+        assert!(idp.calls(LOGOUT).is_empty(), "no sid was learned");
         assert_forgotten(&t);
 
         let idp = Idp::start(|_| (500, "{}".into()));
