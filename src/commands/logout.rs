@@ -2,7 +2,6 @@ use crate::app::App;
 use crate::auth::{self, Provider, ProviderConfig, claim_text, claims};
 use crate::cli::LogoutArgs;
 use crate::error::{Error, Result};
-use crate::select::Selection;
 use crate::session;
 use crate::store::credentials;
 use crate::store::tokens;
@@ -10,20 +9,13 @@ use crate::store::write::SessionWrite;
 use crate::store::{Config, Context, ProviderKind, Storage};
 
 pub fn run(app: &App, args: LogoutArgs) -> Result<()> {
-    let config = Config::load(&app.paths)?;
-    let keys = match (args.all, args.name.as_deref()) {
-        (false, None) => vec![Selection::of(app)?.key(&config)?],
-        (all, name) => config.targets(all, name)?,
-    };
-    if keys.is_empty() {
-        app.ui.say("No contexts to log out of.");
-        return Ok(());
-    }
-    super::for_each_context(
+    super::for_each_target(
         app,
-        &keys,
+        args.all,
+        args.name.as_deref(),
+        "No contexts to log out of.",
         "some contexts could not be logged out of (see above)",
-        |key| logout_one(app, &config, key, !args.all),
+        |config, key| logout_one(app, config, key, !args.all),
     )
 }
 

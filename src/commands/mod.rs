@@ -18,6 +18,31 @@ pub mod token;
 
 use crate::app::App;
 use crate::error::{Error, Kind, Result};
+use crate::select::Selection;
+use crate::store::Config;
+
+/// Runs `one` on the contexts `refresh` and `logout` act on: NAME, every one with `--all`,
+/// else the one selected here (flag, environment, pin, `current`). `nothing` is said when
+/// `--all` finds none; errors follow `for_each_context`.
+pub fn for_each_target(
+    app: &App,
+    all: bool,
+    name: Option<&str>,
+    nothing: &str,
+    summary: &str,
+    mut one: impl FnMut(&Config, &str) -> Result<()>,
+) -> Result<()> {
+    let config = Config::load(&app.paths)?;
+    let keys = match (all, name) {
+        (false, None) => vec![Selection::of(app)?.key(&config)?],
+        (all, name) => config.targets(all, name)?,
+    };
+    if keys.is_empty() {
+        app.ui.say(nothing);
+        return Ok(());
+    }
+    for_each_context(app, &keys, summary, |key| one(&config, key))
+}
 
 /// Runs `one` on each context of a `--all` (or single) command, with one policy: with one
 /// context its error is the command's; with several, each error is printed as it happens, the

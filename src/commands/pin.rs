@@ -1,4 +1,3 @@
-use std::io::Write;
 use std::path::Path;
 
 use crate::app::App;
@@ -6,7 +5,7 @@ use crate::cli::PinArgs;
 use crate::error::{Error, Result};
 use crate::output;
 use crate::select::{self, PIN_FILE, Pin, Rule, Selection};
-use crate::store::{Config, Context};
+use crate::store::{Config, Context, atomic};
 
 /// `mycli pin [NAME|ORG_ID] [--personal] [--clear]`: writes, clears or shows the
 /// `.mycli.toml` of the working directory.
@@ -79,7 +78,7 @@ fn write(app: &App, path: &Path, target: &str, personal: bool) -> Result<()> {
         )));
     }
     let existed = path.exists();
-    write_file(path, text.as_bytes())?;
+    atomic::write_shared(path, text.as_bytes())?;
     let what = match &pin {
         Pin::Organization(org) => format!("organization {org}"),
         Pin::Context(name) => format!("context {name:?}"),
@@ -133,26 +132,4 @@ fn looks_like_org_id(text: &str) -> bool {
         && text.len() <= 128
         && text[4..].chars().all(|c| c.is_ascii_alphanumeric())
         && text.len() > 4
-}
-
-/// Writes the pin atomically, 0644 like any file meant to be committed.
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".mycli.toml.")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io("create a temporary file in", dir, &e))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| Error::io("write", tmp.path(), &e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = tmp
-            .as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    tmp.persist(path)
-        .map_err(|e| Error::io("write", path, &e.error))?;
-    Ok(())
 }

@@ -1,26 +1,17 @@
 use crate::app::App;
 use crate::cli::RefreshArgs;
 use crate::error::Result;
-use crate::select::Selection;
 use crate::session;
-use crate::store::Config;
 use crate::time;
 
 pub fn run(app: &App, args: RefreshArgs) -> Result<()> {
-    let config = Config::load(&app.paths)?;
-    let keys = match (args.all, args.name.as_deref()) {
-        (false, None) => vec![Selection::of(app)?.key(&config)?],
-        (all, name) => config.targets(all, name)?,
-    };
-    if keys.is_empty() {
-        app.ui.say("No contexts to refresh.");
-        return Ok(());
-    }
-    super::for_each_context(
+    super::for_each_target(
         app,
-        &keys,
+        args.all,
+        args.name.as_deref(),
+        "No contexts to refresh.",
         "some contexts could not be refreshed (see above)",
-        |key| {
+        |config, key| {
             let name = &config.contexts[key].name;
             // A refresh whose rotated secret was lost fails `refresh`, whose point is the
             // session.

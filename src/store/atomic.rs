@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 
 /// Replaces `path` with `contents`; the new file is 0600 on Unix.
 pub fn write(path: &Path, contents: &[u8]) -> Result<()> {
-    replace(path, contents, true)?;
+    replace(path, contents, true, None)?;
     if let Some(dir) = path.parent() {
         remove_abandoned(dir);
     }
@@ -20,7 +20,13 @@ pub fn write(path: &Path, contents: &[u8]) -> Result<()> {
 
 /// Replaces `path` atomically but without fsync: for derived data that is rebuilt when lost.
 pub fn write_unsynced(path: &Path, contents: &[u8]) -> Result<()> {
-    replace(path, contents, false)
+    replace(path, contents, false, None)
+}
+
+/// Replaces `path` with `contents` made readable by all (0644), like a file meant to be
+/// committed; synced like `write`.
+pub fn write_shared(path: &Path, contents: &[u8]) -> Result<()> {
+    replace(path, contents, true, Some(0o644))
 }
 
 /// Room for `len` bytes in `dir`, held until dropped: an unnamed temporary file (nothing is
@@ -41,7 +47,7 @@ pub fn reserve(dir: &Path, len: u64) -> Result<std::fs::File> {
     Ok(file)
 }
 
-fn replace(path: &Path, contents: &[u8], sync: bool) -> Result<()> {
+fn replace(path: &Path, contents: &[u8], sync: bool, mode: Option<u32>) -> Result<()> {
     // A symlinked file (a dotfile manager's link) is written through on purpose: its target
     // is replaced atomically and the link stays a link.
     let target = through_symlink(path)?;
@@ -60,6 +66,15 @@ fn replace(path: &Path, contents: &[u8], sync: bool) -> Result<()> {
             }
         })
         .map_err(|e| Error::io("write", tmp.path(), &e))?;
+    #[cfg(unix)]
+    if let Some(mode) = mode {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io("set the permissions of", tmp.path(), &e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
     tmp.persist(path)
         .map_err(|e| Error::io("replace", path, &e.error))?;
     Ok(())

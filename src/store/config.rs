@@ -119,50 +119,50 @@ impl Config {
     /// of `current.toml`. A missing file is an empty store.
     pub fn load(paths: &Paths) -> Result<Config> {
         let mut config = Config::load_file(paths)?;
-        if let Some(p) = Pointers::read(paths)? {
-            config.current = p.current;
-            config.previous = p.previous;
-        }
+        config.read_pointers(paths)?;
         Ok(config)
     }
 
     /// Reads `config.toml` itself, never the index, and rebuilds the index: what every
     /// read-modify-write starts from, so a damaged index can never shorten the store.
     fn load_parsed(paths: &Paths) -> Result<Config> {
-        let path = paths.config();
-        let meta = match std::fs::metadata(&path) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
-            Err(e) => return Err(Error::io("read", &path, &e)),
+        let mut config = match stat_config(paths)? {
+            Some(fingerprint) => Config::read_and_index(paths, fingerprint)?,
+            None => Config::default(),
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, &e))?;
-        let mut config = Config::parse(&text, &path)?;
-        write_index(paths, Fingerprint::of(&meta), &config);
-        if let Some(p) = Pointers::read(paths)? {
-            config.current = p.current;
-            config.previous = p.previous;
-        }
+        config.read_pointers(paths)?;
         Ok(config)
     }
 
     fn load_file(paths: &Paths) -> Result<Config> {
-        let path = paths.config();
         // The fingerprint is taken before the read: if the file changes in between, the index
         // written below carries the old fingerprint and is never used.
-        let meta = match std::fs::metadata(&path) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
-            Err(e) => return Err(Error::io("read", &path, &e)),
+        let Some(fingerprint) = stat_config(paths)? else {
+            return Ok(Config::default());
         };
-        let fingerprint = Fingerprint::of(&meta);
         if let Some(mut config) = read_index(paths, fingerprint) {
             config.from_index = true;
             return Ok(config);
         }
+        Config::read_and_index(paths, fingerprint)
+    }
+
+    /// Parses `config.toml` and writes the index of what was read, under `fingerprint`.
+    fn read_and_index(paths: &Paths, fingerprint: Fingerprint) -> Result<Config> {
+        let path = paths.config();
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, &e))?;
         let config = Config::parse(&text, &path)?;
         write_index(paths, fingerprint, &config);
         Ok(config)
+    }
+
+    /// The `current` and `previous` pointers of `current.toml`, when it exists.
+    fn read_pointers(&mut self, paths: &Paths) -> Result<()> {
+        if let Some(p) = Pointers::read(paths)? {
+            self.current = p.current;
+            self.previous = p.previous;
+        }
+        Ok(())
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
@@ -457,6 +457,16 @@ pub(crate) fn index_is_current(paths: &Paths) -> Result<bool> {
 fn read_index(paths: &Paths, fingerprint: Fingerprint) -> Option<Config> {
     let text = std::fs::read_to_string(paths.index()).ok()?;
     index::decode(&text, fingerprint, Config::count)
+}
+
+/// The fingerprint of `config.toml`, `None` when there is no store yet.
+fn stat_config(paths: &Paths) -> Result<Option<Fingerprint>> {
+    let path = paths.config();
+    match std::fs::metadata(&path) {
+        Ok(meta) => Ok(Some(Fingerprint::of(&meta))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read", &path, &e)),
+    }
 }
 
 /// Best effort: the index is derived data, rebuilt whenever it is missing or stale.
