@@ -673,10 +673,18 @@ fn status_describes_the_session_and_exits_4_when_it_needs_login() {
     let run = w.run(&["status", "-o", "json"]);
     run.ok();
     let status: Value = serde_json::from_str(&run.stdout).unwrap();
+    // The listing's object, plus the rights the access token states (the schema only grows).
+    let token = claims(&w.cached("org_acme").unwrap());
+    assert_eq!(status["role"], token["role"], "{status:#}");
+    assert_eq!(status["permissions"], token["permissions"], "{status:#}");
+    let mut listed = status.clone();
+    for rights in ["role", "permissions"] {
+        listed.as_object_mut().unwrap().remove(rights);
+    }
     assert_eq!(
-        status,
+        listed,
         w.context("acme"),
-        "status -o json is the contexts -o json object"
+        "status -o json is the contexts -o json object and the token's rights"
     );
     for key in [
         "name",
@@ -723,9 +731,12 @@ fn status_describes_the_session_and_exits_4_when_it_needs_login() {
 
     let run = w.run(&["status", "globex", "-o", "json"]);
     run.ok();
-    let globex: Value = serde_json::from_str(&run.stdout).unwrap();
+    let mut globex: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(globex["current"], false);
     assert_eq!(globex["organization_id"], "org_globex");
+    assert_eq!(globex["role"], "member", "{globex:#}");
+    globex.as_object_mut().unwrap().remove("role");
+    globex.as_object_mut().unwrap().remove("permissions");
     assert_eq!(globex, w.context("globex"));
 
     // Needs login: exit 4 for both forms, the object says so.
