@@ -699,6 +699,31 @@ fn a_browser_that_cannot_start_is_reported_at_once_and_the_login_keeps_waiting()
 }
 
 #[test]
+fn browser_falls_through_its_list_and_a_quoted_placeholder_gets_the_url() {
+    let idp = Idp::start();
+    let mut sb = Sandbox::new();
+    sb.use_idp(&idp);
+    // The form Python's webbrowser and many dotfiles use: '%s' in quotes, after one entry
+    // that is not installed here.
+    let curl = sb.curl_browser();
+    let browsers = format!("/nonexistent/browser:{} '%s'", curl.display());
+    sb.set("BROWSER", &browsers)
+        .set("MYCLI_LOGIN_TIMEOUT", "20");
+    let run = sb.run(&["login", "--org", "org_acme"]);
+    run.ok();
+    assert!(run.stderr.contains("Signed in"), "{run:#?}");
+    assert_eq!(idp.stats()["grants"]["authorization_code"], 1);
+
+    // Double quotes, and a bare %s, hand over the URL just the same.
+    for form in ["\"%s\"", "%s"] {
+        sb.run(&["logout"]).ok();
+        sb.set("BROWSER", &format!("{} {form}", curl.display()));
+        sb.run(&["login", "--org", "org_acme"]).ok();
+    }
+    assert_eq!(idp.stats()["grants"]["authorization_code"], 3);
+}
+
+#[test]
 fn a_name_that_does_not_resolve_says_so() {
     let sb = Sandbox::new();
     let run = sb.run(&[

@@ -84,14 +84,23 @@ pub fn open(url: &str) -> Result<(), String> {
     webbrowser::open(url).map_err(|e| e.to_string())
 }
 
+/// The shell text for one `BROWSER` entry. The URL is passed as `"$1"`, never spliced into
+/// the text. `%s` may stand quoted (`'%s'` or `"%s"`, as Python's webbrowser and many
+/// dotfiles write it): the quotes go with it, else `'%s'` would hand over the literal `"$1"`.
 #[cfg(unix)]
-fn spawn_shell(cmd: &str, url: &str) -> Result<(), String> {
-    // The URL is passed as "$1", never spliced into the shell text.
-    let script = if cmd.contains("%s") {
-        cmd.replace("%s", "\"$1\"")
+fn browser_script(cmd: &str) -> String {
+    if cmd.contains("%s") {
+        cmd.replace("'%s'", "%s")
+            .replace("\"%s\"", "%s")
+            .replace("%s", "\"$1\"")
     } else {
         format!("{cmd} \"$1\"")
-    };
+    }
+}
+
+#[cfg(unix)]
+fn spawn_shell(cmd: &str, url: &str) -> Result<(), String> {
+    let script = browser_script(cmd);
     let child = Command::new("sh")
         .arg("-c")
         .arg(script)
