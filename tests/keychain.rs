@@ -1,7 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The refresh token in a real Secret Service (gnome-keyring on a private D-Bus session, as
 //! `scripts/with-keyring` sets up), the fallback to `credentials.toml` when no keychain
-//! answers, and a locked keychain that must not hang mycli.
+//! answers, a locked keychain that must not hang mycli, and a keychain that fails after the
+//! identity provider rotated the refresh token (locked or stopped while the test IdP holds the
+//! rotated answer).
 //!
 //! Run with `scripts/with-keyring cargo test --test keychain` (`scripts/test` does). Without
 //! it the keychain tests skip with a notice, or fail when `CI` is set. The tests that need no
@@ -555,4 +557,237 @@ fn a_keychain_that_never_answers_times_out_instead_of_hanging() {
         "token waited on the keychain: {:?}",
         started.elapsed()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The keychain fails after the identity provider rotated the refresh token
+// ---------------------------------------------------------------------------------------------
+
+/// Waits until the test IdP holds `n` rotated refresh answers (`hold_after_rotate`).
+fn wait_for_held(idp: &Idp, n: u64) {
+    assert!(
+        wait_for(Duration::from_secs(20), || idp.stats()["held_answers"] == n),
+        "the IdP never held {n} rotated answers: {}",
+        idp.stats()
+    );
+}
+
+#[test]
+fn a_keychain_locked_after_the_rotation_prints_the_token_and_says_what_was_lost() {
+    let Some(_keyring) = keyring() else {
+        return;
+    };
+    let idp = idp();
+    // Only the keychain is allowed: the rotated secret has nowhere else to go.
+    let mut strict = keychain_sandbox(&idp);
+    strict
+        .set("MYCLI_CREDENTIAL_STORE", "keychain")
+        .set("MYCLI_KEYCHAIN_TIMEOUT", "1");
+    login(&strict, &idp, &["--org", "org_acme", "--name", "acme"]).ok();
+    login(&strict, &idp, &["--org", "org_globex", "--name", "globex"]).ok();
+    // The default store (auto) may fall back to credentials.toml.
+    let mut auto = keychain_sandbox(&idp);
+    auto.set("MYCLI_KEYCHAIN_TIMEOUT", "1");
+    login(&auto, &idp, &["--org", "org_acme", "--name", "acme"]).ok();
+    for (sb, key) in [
+        (&strict, "org_acme"),
+        (&strict, "org_globex"),
+        (&auto, "org_acme"),
+    ] {
+        assert_eq!(context_json(sb, key)["storage"], "keychain");
+        make_stale(sb, key);
+    }
+    let acme_rt = keychain_secret(&strict, "org_acme").unwrap();
+    let globex_rt = keychain_secret(&strict, "org_globex").unwrap();
+    let auto_rt = keychain_secret(&auto, "org_acme").unwrap();
+
+    // Each refresh reads its secret from the unlocked keychain and sends the request; the IdP
+    // rotates and holds the answers. The keychain is locked before they arrive.
+    idp.scenario(json!({"hold_after_rotate": 3}));
+    let token = strict.spawn(&["token", "--context", "acme"]);
+    let refresh = strict.spawn(&["refresh", "globex"]);
+    let fallback = auto.spawn(&["token"]);
+    wait_for_held(&idp, 3);
+    let locked = Locked::lock();
+    idp.admin("/__admin/release", json!({}));
+    let (token, _) = token.finish(Duration::from_secs(30));
+    let (refresh, _) = refresh.finish(Duration::from_secs(30));
+    let (fallback, _) = fallback.finish(Duration::from_secs(30));
+    drop(locked);
+    assert_eq!(idp.refreshes(), 3);
+    for run in [&token, &refresh, &fallback] {
+        assert_no_secret_in(run, &[&acme_rt, &globex_rt, &auto_rt]);
+    }
+
+    // `token`: the new access token is printed (it works until it expires), exit 0, and one
+    // warning says the renewed refresh token was lost and when the session ends.
+    let printed = printed_token(&token);
+    assert_eq!(printed, cached_access_token(&strict, "org_acme"));
+    assert_valid_for(&printed, "org_acme", &idp.base);
+    let lines: Vec<&str> = token.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "one warning and its hint: {token:#?}");
+    assert!(
+        lines[0].starts_with("warning: the renewed refresh token of \"acme\" could not be saved")
+            && lines[0].contains("keychain")
+            && lines[0].contains("then the session needs a new login"),
+        "{token:#?}"
+    );
+    assert!(
+        lines[1].starts_with("hint: ") && lines[1].contains("mycli login --org org_acme"),
+        "{token:#?}"
+    );
+
+    // `refresh`, whose point is the session: exit 1 with the same account of the loss.
+    refresh.code(1);
+    assert_eq!(refresh.stdout, "");
+    let lines: Vec<&str> = refresh.stderr.lines().collect();
+    assert!(
+        lines[0].starts_with("error: the renewed refresh token of \"globex\" could not be saved")
+            && lines[0].contains("keychain"),
+        "{refresh:#?}"
+    );
+    assert!(
+        refresh.stderr.contains("mycli login --org org_globex"),
+        "{refresh:#?}"
+    );
+
+    // auto: the secret went to credentials.toml instead, with a warning; nothing was lost.
+    let printed = printed_token(&fallback);
+    assert_valid_for(&printed, "org_acme", &idp.base);
+    assert!(
+        fallback.stderr.starts_with("warning: ") && fallback.stderr.contains("credentials.toml"),
+        "{fallback:#?}"
+    );
+    assert!(!fallback.stderr.contains("new login"), "{fallback:#?}");
+    assert_eq!(context_json(&auto, "org_acme")["storage"], "file");
+    let creds = credentials(&auto);
+    assert!(
+        creds.get("org_acme").is_some_and(|rt| *rt != auto_rt),
+        "the rotated secret is in credentials.toml"
+    );
+
+    // Unlocked again. The printed token keeps working while it is valid, without a request.
+    assert_eq!(
+        printed_token(&strict.run(&["token", "--context", "acme"])),
+        cached_access_token(&strict, "org_acme")
+    );
+    assert_eq!(idp.refreshes(), 3);
+    // The fallback context refreshes from the file: the IdP sees no reuse.
+    make_stale(&auto, "org_acme");
+    printed_token(&auto.run(&["token"]));
+    assert_eq!(idp.refreshes(), 4);
+    assert_eq!(idp.stats()["refresh_reuse_detected"], 0);
+    // The lost ones: as the warning said, the next refresh needs a new login (the keychain
+    // still holds the spent secret, which a strict IdP answers by ending the session).
+    assert_eq!(keychain_secret(&strict, "org_acme"), Some(acme_rt));
+    make_stale(&strict, "org_acme");
+    let after = strict.run(&["token", "--context", "acme"]);
+    after.code(4);
+    assert!(
+        after.stderr.contains("mycli login --org org_acme"),
+        "{after:#?}"
+    );
+    assert_no_panic("token after the loss", &after.stderr);
+}
+
+/// The process id of the daemon that answers the Secret Service on the test bus.
+fn keyring_daemon_pid() -> u32 {
+    let out = Command::new("dbus-send")
+        .args([
+            "--session",
+            "--print-reply=literal",
+            "--reply-timeout=2000",
+            "--dest=org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus.GetConnectionUnixProcessID",
+            "string:org.freedesktop.secrets",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .last()
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no pid for the Secret Service: {out:?}"))
+}
+
+/// Stops the keyring daemon (SIGSTOP: calls wait, as with a hung keychain); continues it
+/// when dropped.
+struct Stopped(u32);
+
+impl Stopped {
+    fn stop() -> Stopped {
+        let pid = keyring_daemon_pid();
+        let status = Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .status();
+    }
+}
+
+#[test]
+fn a_keychain_that_stops_answering_after_the_rotation_costs_bounded_time_and_no_panic() {
+    let Some(_keyring) = keyring() else {
+        return;
+    };
+    let idp = idp();
+    let mut strict = keychain_sandbox(&idp);
+    strict
+        .set("MYCLI_CREDENTIAL_STORE", "keychain")
+        .set("MYCLI_KEYCHAIN_TIMEOUT", "1");
+    login(&strict, &idp, &["--org", "org_acme", "--name", "acme"]).ok();
+    let mut auto = keychain_sandbox(&idp);
+    auto.set("MYCLI_KEYCHAIN_TIMEOUT", "1");
+    login(&auto, &idp, &["--org", "org_acme", "--name", "acme"]).ok();
+    make_stale(&strict, "org_acme");
+    make_stale(&auto, "org_acme");
+
+    idp.scenario(json!({"hold_after_rotate": 2}));
+    let token = strict.spawn(&["token"]);
+    let fallback = auto.spawn(&["token"]);
+    wait_for_held(&idp, 2);
+    let stopped = Stopped::stop();
+    let started = Instant::now();
+    idp.admin("/__admin/release", json!({}));
+    let (token, _) = token.finish(Duration::from_secs(30));
+    let (fallback, _) = fallback.finish(Duration::from_secs(30));
+    let took = started.elapsed();
+    drop(stopped);
+    // Three tries of one keychain timeout each, not a hang.
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+
+    let printed = printed_token(&token);
+    assert_valid_for(&printed, "org_acme", &idp.base);
+    assert!(
+        token
+            .stderr
+            .starts_with("warning: the renewed refresh token of \"acme\" could not be saved")
+            && token.stderr.contains("did not answer within 1 s"),
+        "{token:#?}"
+    );
+    assert!(
+        token.stderr.contains("hint: ") && token.stderr.contains("mycli login --org org_acme"),
+        "{token:#?}"
+    );
+
+    printed_token(&fallback);
+    assert!(
+        fallback.stderr.starts_with("warning: ") && fallback.stderr.contains("credentials.toml"),
+        "{fallback:#?}"
+    );
+    assert_eq!(context_json(&auto, "org_acme")["storage"], "file");
+    make_stale(&auto, "org_acme");
+    printed_token(&auto.run(&["token"]));
+    assert_eq!(idp.stats()["refresh_reuse_detected"], 0);
 }
