@@ -791,3 +791,37 @@ fn a_keychain_that_stops_answering_after_the_rotation_costs_bounded_time_and_no_
     printed_token(&auto.run(&["token"]));
     assert_eq!(idp.stats()["refresh_reuse_detected"], 0);
 }
+
+#[test]
+fn logout_with_a_locked_keychain_keeps_the_context_and_says_where_the_secret_is() {
+    let Some(_keyring) = keyring() else {
+        return;
+    };
+    let idp = idp();
+    let mut sb = keychain_sandbox(&idp);
+    sb.set("MYCLI_KEYCHAIN_TIMEOUT", "1");
+    login(&sb, &idp, &["--org", "org_acme", "--name", "acme"]).ok();
+    let rt = keychain_secret(&sb, "org_acme").unwrap();
+
+    let locked = Locked::lock();
+    let started = Instant::now();
+    let run = sb.run(&["logout", "acme"]);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    drop(locked);
+    run.code(1);
+    assert!(!run.stderr.contains("Logged out"), "{run:#?}");
+    assert!(
+        run.stderr.contains("error: ") && run.stderr.contains("keychain"),
+        "says where the refresh token still is: {run:#?}"
+    );
+    assert!(run.stderr.contains("hint: "), "{run:#?}");
+    assert_no_panic("logout", &run.stderr);
+    assert_no_secret_in(&run, &[&rt]);
+    assert_eq!(keychain_secret(&sb, "org_acme"), Some(rt));
+    assert_eq!(sb.contexts_json().len(), 1, "the context was removed");
+
+    // Unlocked: logout finishes and the item is gone.
+    sb.run(&["logout", "acme"]).ok();
+    assert_eq!(keychain_secret(&sb, "org_acme"), None);
+    assert!(sb.contexts_json().is_empty());
+}

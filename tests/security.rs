@@ -58,7 +58,7 @@ fn terminal_escapes_from_the_idp_never_reach_the_terminal() {
         if req.path.ends_with("/authorize/device") {
             Response::json(json!({
                 "device_code": "dc", "user_code": "EVIL\u{1b}[2J\u{1b}]0;pwned\u{7}-CODE",
-                "verification_uri": "https://idp.example.com/\u{1b}[31mdevice",
+                "verification_uri": "https://idp.example.com/\u{1b}[31mdevice\u{202e}\u{200b}",
                 "expires_in": 30, "interval": 1
             }))
         } else {
@@ -76,6 +76,11 @@ fn terminal_escapes_from_the_idp_never_reach_the_terminal() {
     run.code(1);
     assert!(run.stderr.contains("EVIL"), "{run:#?}");
     assert_no_terminal_control(&run);
+    // Nor bidi overrides or zero-width characters in the URL the user is told to open.
+    assert!(
+        !run.stderr.contains('\u{202e}') && !run.stderr.contains('\u{200b}'),
+        "{run:#?}"
+    );
 }
 
 #[test]
