@@ -547,6 +547,16 @@ fn rename_to_an_invalid_name_is_a_usage_error() {
         run.code(2);
         assert_eq!(run.stdout, "", "{bad:?}");
         assert!(!run.stderr.is_empty(), "{bad:?} says why");
+        if bad != "-x" {
+            // ("-x" is an unknown option to the argument parser, which adds its own tip.)
+            let lines: Vec<&str> = run.stderr.lines().collect();
+            assert!(
+                lines.len() == 2
+                    && lines[0].starts_with("error: ")
+                    && lines[1].starts_with("hint: "),
+                "{bad:?}: one error line and a hint saying what a name may be: {run:#?}"
+            );
+        }
         assert_eq!(
             std::fs::read(sb.path("config.toml")).unwrap(),
             before,

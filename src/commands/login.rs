@@ -69,7 +69,7 @@ pub fn run(app: &App, mut args: LoginArgs) -> Result<()> {
         check_org(org, provider_config.kind)?;
     }
     if let Some(name) = &args.name {
-        store::validate_name(name).map_err(Error::usage)?;
+        store::validate_name(name).map_err(|why| Error::usage(why).with_hint(store::NAME_RULE))?;
         check_name_free(&config, name, args.org.as_deref())?;
     }
 

@@ -4,7 +4,7 @@ use crate::error::{Error, Result};
 use crate::store::{self, Config, ConfigLock};
 
 pub fn run(app: &App, args: RenameArgs) -> Result<()> {
-    store::validate_name(&args.new).map_err(Error::usage)?;
+    store::validate_name(&args.new).map_err(|why| Error::usage(why).with_hint(store::NAME_RULE))?;
     // No store, nothing to act on: fail without creating one (taking the lock would).
     if !app.paths.dir.exists() {
         return Err(Config::default().unknown(&args.old));

@@ -16,7 +16,7 @@ pub mod write;
 use std::time::Duration;
 
 pub use config::{Config, ConfigLock, Context, Method, NO_ORG_KEY, ProviderKind, Storage};
-pub use names::{did_you_mean, validate_name};
+pub use names::{NAME_RULE, did_you_mean, validate_name};
 pub use paths::Paths;
 
 use crate::env;

@@ -1,5 +1,9 @@
 //! Context names: what a name may be, and which known name a typo meant.
 
+/// What a context name may be, for the hint under a refused one.
+pub const NAME_RULE: &str = "a name is 1 to 64 visible characters without spaces or any of \" \\ /, \
+     and does not start with '-' (for example acme-prod)";
+
 /// A context name: printable, no spaces, not an option, not `-`.
 pub fn validate_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
