@@ -645,7 +645,7 @@ fn in_a_hand_written_store_keys_win_over_names() {
 
 #[test]
 fn logout_keeps_the_context_when_its_secret_cannot_be_deleted() {
-    let (base, _) = refreshing_idp();
+    let (base, refreshes) = refreshing_idp();
     let mut sb = store_at(&base, &[("org_acme", "acme")]);
     std::fs::create_dir_all(sb.path("locks")).unwrap();
     // flock(2) on credentials.lock, as a hung mycli would hold it.
@@ -665,6 +665,13 @@ fn logout_keeps_the_context_when_its_secret_cannot_be_deleted() {
     assert!(!run.stderr.contains("Logged out"), "{run:#?}");
     assert!(credentials(&sb).contains_key("org_acme"));
     assert_eq!(sb.contexts_json().len(), 1, "the context was removed");
+    // No WorkOS session id is known for this context: learning it would spend the refresh
+    // token that the kept context still needs.
+    assert_eq!(
+        refreshes.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a logout that kept the context spent its refresh token"
+    );
 
     // Once the lock is free, logout finishes.
     drop(holder);

@@ -29,18 +29,25 @@ fn logout_one(app: &App, config: &Config, key: &str, say_what_is_current: bool) 
     let cached = tokens::read(&app.paths, key);
 
     // A context marked as needing login was already ended by the IdP (its refresh token was
-    // refused); there is nothing left to end there.
+    // refused); there is nothing left to end there. A WorkOS session whose id is not known here
+    // is ended after the secret is deleted: learning its id spends the refresh token, which
+    // must not happen while a failed delete could still keep the context.
+    let sid = workos_sid(ctx, cached.as_ref());
+    let learn_sid = ctx.provider == ProviderKind::Workos && sid.is_none();
     let server_end = if ctx.needs_login {
-        Ok(())
+        Some(Ok(()))
+    } else if learn_sid {
+        None
     } else {
-        end_at_idp(
+        Some(end_at_idp(
             app,
             config,
             key,
             ctx,
             refresh_token.as_ref(),
+            sid,
             cached.as_ref(),
-        )?
+        )?)
     };
 
     // A refresh token that could not be deleted keeps its context: removing the context would
@@ -50,8 +57,8 @@ fn logout_one(app: &App, config: &Config, key: &str, say_what_is_current: bool) 
         SessionWrite::new(&app.paths, &context_lock).secret(|lock| creds.delete(lock, ctx.storage));
     if let Err(e) = deleted {
         let ended = match server_end {
-            Ok(()) => "the session was ended at the identity provider, but ",
-            Err(_) => "",
+            Some(Ok(())) => "the session was ended at the identity provider, but ",
+            _ => "",
         };
         let place = match ctx.storage {
             Storage::File => app.paths.credentials().display().to_string(),
@@ -79,6 +86,11 @@ fn logout_one(app: &App, config: &Config, key: &str, say_what_is_current: bool) 
         removed
     })?;
 
+    let server_end = match server_end {
+        Some(outcome) => outcome,
+        None => end_at_idp(app, config, key, ctx, refresh_token.as_ref(), None, None)
+            .unwrap_or_else(|e| Err(e.message)),
+    };
     match server_end {
         Ok(()) if ctx.needs_login => app.ui.say(&format!(
             "Logged out of {:?}: the identity provider had already ended the session; removed here.",
@@ -119,14 +131,24 @@ fn no_current_now(config: &Config) -> String {
     }
 }
 
-/// Ends the session at the IdP: WorkOS session logout with the `sid` claim, OIDC RFC 7009
-/// revocation of the refresh token. `Err` says, in plain words, why it did not happen.
+/// The WorkOS session id of a context: kept with it since login; older contexts: the cached
+/// access token's `sid` claim.
+fn workos_sid(ctx: &Context, cached: Option<&tokens::CachedToken>) -> Option<String> {
+    ctx.session_id.clone().or_else(|| {
+        cached.and_then(|t| claim_text(claims(t.access_token.expose()).as_ref(), "sid"))
+    })
+}
+
+/// Ends the session at the IdP: WorkOS session logout with its `sid` (learned by one refresh
+/// when `sid` is `None`: only once the secret is deleted here), OIDC RFC 7009 revocation of
+/// the refresh token. `Err` says, in plain words, why it did not happen.
 fn end_at_idp(
     app: &App,
     config: &Config,
     key: &str,
     ctx: &Context,
     refresh_token: Option<&crate::secret::Secret>,
+    sid: Option<String>,
     cached: Option<&tokens::CachedToken>,
 ) -> Result<std::result::Result<(), String>> {
     let provider_config =
@@ -136,11 +158,7 @@ fn end_at_idp(
         let provider = Provider::discover(&http, provider_config).await?;
         Ok(match ctx.provider {
             ProviderKind::Workos => {
-                // Kept with the context since login; older contexts: the cached token's claim,
-                // else one refresh to learn it (the refresh token is deleted right after).
-                let mut sid = ctx.session_id.clone().or_else(|| {
-                    cached.and_then(|t| claim_text(claims(t.access_token.expose()).as_ref(), "sid"))
-                });
+                let mut sid = sid;
                 if let (None, Some(rt)) = (&sid, refresh_token)
                     && let Ok(auth::Reply::Ok(session)) = provider
                         .refresh(&http, rt, Context::organization_id(key))
