@@ -226,8 +226,17 @@ fn pkce_login_stores_the_org_context_and_shows_no_secret() {
 fn port_flag_sets_the_redirect_uri() {
     let idp = Idp::start();
     let sb = pkce_sandbox(&idp);
-    let port = free_port();
-    login(&sb, &["--org", "org_acme", "--port", &port.to_string()]).ok();
+    // Another process may take the port between free_port and mycli's bind: try another.
+    let mut port = free_port();
+    for attempt in 1.. {
+        let run = login(&sb, &["--org", "org_acme", "--port", &port.to_string()]);
+        if attempt < 5 && run.stderr.contains("could not listen on") {
+            port = free_port();
+            continue;
+        }
+        run.ok();
+        break;
+    }
     let q = &idp.stats()["last_authorize_query"];
     assert_eq!(
         q["redirect_uri"].as_str().unwrap(),
@@ -783,7 +792,8 @@ fn a_plain_http_issuer_is_refused() {
 #[test]
 fn https_and_loopback_issuers_are_accepted() {
     let sb = Sandbox::new();
-    let port = free_port().to_string();
+    let dead = DeadPort::new();
+    let port = dead.port.to_string();
     for issuer in [
         format!("https://127.0.0.1:{port}"),
         "http://localhost:1".to_string(),
@@ -848,7 +858,8 @@ fn error_lines(stderr: &str) -> usize {
 
 #[test]
 fn an_idp_that_is_down_is_one_clear_line() {
-    let port = free_port();
+    let dead = DeadPort::new();
+    let port = dead.port;
     let base = format!("http://127.0.0.1:{port}");
     let sb = Sandbox::new();
     let run = login(

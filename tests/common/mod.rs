@@ -470,11 +470,34 @@ pub fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
-/// A port that was free a moment ago.
+/// A port that was free a moment ago (for `--port`, which mycli must bind itself; a test
+/// using it retries when another process took the port in between).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A port on 127.0.0.1 where nothing answers, held for as long as the value lives: the socket
+/// is bound but never listens, so every connection is refused and no other process can take
+/// the port meanwhile (a port freed by closing a listener races with them).
+pub struct DeadPort {
+    _socket: socket2::Socket,
+    pub port: u16,
+}
+
+impl DeadPort {
+    pub fn new() -> DeadPort {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+        socket.bind(&any.into()).unwrap();
+        let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+        DeadPort {
+            _socket: socket,
+            port,
+        }
+    }
 }
