@@ -83,17 +83,26 @@ impl Error {
 
     /// An I/O failure on a file of the store, naming the file.
     pub fn io(what: &str, path: &Path, err: &std::io::Error) -> Self {
+        use std::io::ErrorKind;
         let hint = match err.kind() {
-            std::io::ErrorKind::PermissionDenied => Some(format!(
-                "check the owner and permissions of {}",
+            ErrorKind::PermissionDenied => {
+                format!("check the owner and permissions of {}", path.display())
+            }
+            ErrorKind::ReadOnlyFilesystem => "that file system is read-only; for the store, \
+                 pick a writable directory with --config-dir DIR or MYCLI_CONFIG_DIR"
+                .to_string(),
+            ErrorKind::StorageFull | ErrorKind::QuotaExceeded => {
+                "free some disk space and try again".to_string()
+            }
+            _ => format!(
+                "check {} and the directories above it, then try again",
                 path.display()
-            )),
-            _ => None,
+            ),
         };
         Error {
             kind: Kind::Failure,
             message: format!("could not {what} {}: {}", path.display(), plain_io(err)),
-            hint,
+            hint: Some(hint),
             transient: false,
         }
     }
