@@ -307,6 +307,92 @@ fn a_discovery_document_for_another_issuer_or_with_plain_http_endpoints_is_refus
 }
 
 #[test]
+fn an_https_issuer_may_not_send_the_refresh_token_to_a_plain_http_loopback_endpoint() {
+    // The rule: plain-http endpoints only for a plain-http loopback issuer. An https issuer,
+    // wherever it runs, that publishes http://127.0.0.1 endpoints would have the refresh token
+    // sent in clear text to whatever local process holds that port. The issuer here is an
+    // https server on 127.0.0.1 with a certificate from a CA made for the test, which mycli
+    // trusts through SSL_CERT_FILE (rustls-native-certs, under the platform verifier).
+    let plain = http::serve(|req| {
+        Response::new(
+            400,
+            "application/json",
+            json!({"error": "access_denied"}).to_string(),
+        )
+        .header("x-path", &req.path)
+    });
+    let plain_base = plain.base.clone();
+    let tmp = tempfile::tempdir().unwrap();
+    let issuer = Arc::new(std::sync::OnceLock::<String>::new());
+    let issuer2 = issuer.clone();
+    let (tls, ca_file) = http::serve_tls(tmp.path(), move |req| {
+        let i = issuer2.get().cloned().unwrap_or_default();
+        match req.path.as_str() {
+            "/plain/.well-known/openid-configuration" => Response::json(json!({
+                "issuer": format!("{i}/plain"),
+                "authorization_endpoint": format!("{plain_base}/authorize"),
+                "device_authorization_endpoint": format!("{plain_base}/device"),
+                "token_endpoint": format!("{plain_base}/token"),
+            })),
+            "/tls/.well-known/openid-configuration" => Response::json(json!({
+                "issuer": format!("{i}/tls"),
+                "authorization_endpoint": format!("{i}/tls/authorize"),
+                "device_authorization_endpoint": format!("{i}/tls/device"),
+                "token_endpoint": format!("{i}/tls/token"),
+            })),
+            _ => Response::new(
+                400,
+                "application/json",
+                json!({"error": "access_denied"}).to_string(),
+            ),
+        }
+    });
+    issuer.set(tls.base.clone()).unwrap();
+    let mut sb = Sandbox::new();
+    sb.set("SSL_CERT_FILE", &ca_file.display().to_string());
+    let login = |path: &str| {
+        sb.run(&[
+            "login",
+            "--provider",
+            "oidc",
+            "--issuer",
+            &format!("{}/{path}", tls.base),
+            "--client-id",
+            "mycli",
+            "--device",
+        ])
+    };
+
+    // The control: an https issuer with https endpoints is trusted and used (the device
+    // request reaches it, and is denied).
+    let run = login("tls");
+    run.code(1);
+    assert!(!run.stderr.contains("unsafe endpoint"), "{run:#?}");
+    assert!(
+        tls.log
+            .lock()
+            .unwrap()
+            .contains(&"answered /tls/device".to_string()),
+        "the https device endpoint was not used: {run:#?}"
+    );
+
+    // The same issuer publishing http://127.0.0.1 endpoints: refused before any request.
+    let run = login("plain");
+    run.code(1);
+    assert!(
+        run.stderr.contains("unsafe endpoint") && run.stderr.contains("is plain http"),
+        "{run:#?}"
+    );
+    assert!(run.stderr.contains(&plain.base), "{run:#?}");
+    assert!(
+        plain.log.lock().unwrap().is_empty(),
+        "mycli sent a request to the plain-http endpoint"
+    );
+    assert!(!sb.path("config.toml").exists());
+    assert!(!sb.path("credentials.toml").exists());
+}
+
+#[test]
 fn an_organization_id_with_control_characters_is_refused() {
     let base = hostile_idp(|req| {
         if req.path.ends_with("/authorize/device") {

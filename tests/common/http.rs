@@ -3,8 +3,9 @@
 //! asks the script for the answer and writes it.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -74,17 +75,78 @@ pub fn serve_with(
 ) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
+    accept(listener, base, connections, script, Ok)
+}
+
+/// A server on `https://127.0.0.1:PORT` whose certificate (for the IP 127.0.0.1) is issued by
+/// a CA made for this server alone; the CA's PEM file is returned beside it, for
+/// `SSL_CERT_FILE`. Connections are closed after one answer.
+pub fn serve_tls(
+    dir: &Path,
+    script: impl Fn(&Request) -> Response + Send + Sync + 'static,
+) -> (Server, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "mycli test CA");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let ca_file = dir.join("test-ca.pem");
+    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+    let config = Arc::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("https://{}", listener.local_addr().unwrap());
+    let server = accept(listener, base, Connections::Close, script, move |tcp| {
+        let conn = rustls::ServerConnection::new(config.clone()).map_err(|_| ())?;
+        Ok(rustls::StreamOwned::new(conn, tcp))
+    });
+    (server, ca_file)
+}
+
+/// Accepts connections on `listener`, each wrapped by `wrap` (TLS or nothing), and answers
+/// them with `script`.
+fn accept<S, W>(
+    listener: TcpListener,
+    base: String,
+    connections: Connections,
+    script: impl Fn(&Request) -> Response + Send + Sync + 'static,
+    wrap: W,
+) -> Server
+where
+    S: Read + Write,
+    W: Fn(TcpStream) -> Result<S, ()> + Send + Sync + 'static,
+{
     let log = Arc::new(Mutex::new(Vec::new()));
     let seen = log.clone();
     let script = Arc::new(script);
+    let wrap = Arc::new(wrap);
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { return };
             let seen = seen.clone();
             let script = script.clone();
+            let wrap = wrap.clone();
             std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut writer = stream;
+                let Ok(stream) = wrap(stream) else { return };
+                let mut reader = BufReader::new(stream);
                 for n in 0.. {
                     let Some(request) = read_request(&mut reader) else {
                         return;
@@ -109,8 +171,10 @@ pub fn serve_with(
                         head.push_str("connection: close\r\n");
                     }
                     head.push_str("\r\n");
+                    let writer = reader.get_mut();
                     let _ = writer.write_all(head.as_bytes());
                     let _ = writer.write_all(&answer.body);
+                    let _ = writer.flush();
                     if connections == Connections::Close {
                         return;
                     }
