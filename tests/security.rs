@@ -744,7 +744,9 @@ fn logout_keeps_the_context_when_its_secret_cannot_be_deleted() {
         .unwrap();
     #[allow(clippy::disallowed_methods)] // a hung mycli holding the lock, played by hand
     holder.lock().unwrap();
+    // credentials.lock is waited for the lock timeout plus an HTTP timeout plus 5 s.
     sb.set("MYCLI_LOCK_TIMEOUT", "1");
+    sb.set("MYCLI_HTTP_TIMEOUT", "1");
     let run = sb.run(&["logout", "acme"]);
     run.code(1);
     assert!(run.stderr.contains("still in"), "{run:#?}");
