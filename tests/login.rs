@@ -428,6 +428,39 @@ fn device_polling_rides_out_a_passing_idp_failure() {
 }
 
 #[test]
+fn an_approval_whose_answer_was_lost_says_so_instead_of_code_already_used() {
+    let idp = Idp::start();
+    idp.scenario(json!({"device_interval": 3}));
+    let sb = device_sandbox(&idp);
+    let mut bg = spawn_login(&sb, &["--org", "org_acme", "--device"]);
+    bg.wait_stderr("Waiting for approval");
+    // Approved before the first poll (3 s away); that poll's answer, the session, is lost on
+    // the way after the IdP spent the device code. The next poll can only hear "already used".
+    idp.approve_device(json!({}));
+    idp.scenario(json!({"fail_next": ["drop_after_rotate"]}));
+    let (run, _) = bg.finish(LONG);
+    run.code(1);
+    let errors: Vec<&str> = run
+        .stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("error: "))
+        .collect();
+    assert!(
+        errors.len() == 2
+            && errors[0].contains("answer")
+            && errors[0].contains("lost")
+            && errors[0].contains("Device code already used"),
+        "the error says the approval's answer was lost: {run:#?}"
+    );
+    assert!(
+        errors[1].starts_with("hint: ") && errors[1].contains("mycli login"),
+        "{run:#?}"
+    );
+    assert_eq!(idp.stats()["faults_injected"], json!(["drop_after_rotate"]));
+    assert_store_empty(&sb);
+}
+
+#[test]
 fn device_polling_gives_up_after_three_failures_in_a_row() {
     let idp = Idp::start();
     idp.scenario(json!({"device_interval": 1}));

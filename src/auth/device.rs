@@ -48,6 +48,9 @@ where
         .min(3600.0);
     let deadline = Instant::now() + Duration::from_secs_f64(lifetime);
     let mut failures = 0;
+    // Why the last poll failed, while no answer has arrived since: an approval answered then
+    // may have spent the device code, and the next poll then only hears `invalid_grant`.
+    let mut lost: Option<String> = None;
     loop {
         tokio::time::sleep(interval).await;
         if Instant::now() > deadline {
@@ -66,10 +69,23 @@ where
             Err(err) if err.transient && failures < MAX_FAILED_POLLS => {
                 failures += 1;
                 ui.warn(&format!("{}; polling again", err.message));
+                lost = Some(err.message);
                 continue;
             }
             Err(err) => return Err(err),
         };
+        if let Reply::Refused(err) = &reply
+            && err.is("invalid_grant")
+            && let Some(why) = lost.take()
+        {
+            return Err(Error::failure(format!(
+                "the sign-in was most likely approved, but the identity provider's answer was \
+                 lost on the way ({why}), and the device code is now spent ({})",
+                err.summary()
+            ))
+            .with_hint("run `mycli login` again and approve the new code"));
+        }
+        lost = None;
         match reply {
             Reply::Ok(session) => return Ok(Reply::Ok(session)),
             Reply::Refused(err) if err.is("authorization_pending") => {}
@@ -254,5 +270,33 @@ mod tests {
         let (outcome, at) = run(authorization(Some(1.0), None), vec![refused(), approved()]).await;
         assert!(outcome.is_err());
         assert_eq!(at, [1]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn invalid_grant_right_after_a_lost_answer_says_the_answer_was_lost() {
+        let down = || Err(Error::failure("the connection failed").transient());
+        let (outcome, _) = run(
+            authorization(Some(1.0), None),
+            vec![down(), refused(400, "invalid_grant")],
+        )
+        .await;
+        let err = outcome.err().unwrap();
+        assert!(err.message.contains("lost on the way"), "{}", err.message);
+        assert!(
+            err.message.contains("the connection failed"),
+            "{}",
+            err.message
+        );
+        // A pending answer in between shows the failed poll was no approval.
+        let (outcome, _) = run(
+            authorization(Some(1.0), None),
+            vec![
+                down(),
+                refused(400, "authorization_pending"),
+                refused(400, "invalid_grant"),
+            ],
+        )
+        .await;
+        assert!(matches!(outcome, Ok(Reply::Refused(e)) if e.is("invalid_grant")));
     }
 }
