@@ -55,7 +55,7 @@ pub struct Cli {
     #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub verbose: bool,
 
-    /// Print nothing on stderr but errors
+    /// Print nothing on stderr but errors and the URL or code a sign-in needs
     #[arg(
         short,
         long,

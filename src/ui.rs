@@ -39,6 +39,12 @@ impl Ui {
         }
     }
 
+    /// What the user must see to act on, such as a sign-in's URL or code: printed even with
+    /// `--quiet`, which silences only the conversation around it.
+    pub fn show(&self, text: &str) {
+        eprintln!("{text}");
+    }
+
     /// A question on stderr, without a newline, flushed so it shows before the answer.
     pub fn prompt(&self, text: &str) {
         use std::io::Write;

@@ -270,6 +270,49 @@ fn no_browser_prints_the_url_and_never_runs_the_browser() {
     assert_eq!(sb.contexts_json()[0]["organization_id"], "org_acme");
 }
 
+/// `--quiet` silences the conversation, not what the sign-in needs the user to see: without
+/// the URL or the code nobody can approve it, and the login would only wait for its timeout.
+#[test]
+fn quiet_still_shows_the_url_and_the_code_a_sign_in_needs() {
+    let idp = Idp::start();
+    idp.scenario(json!({"device_interval": 1}));
+    let mut sb = Sandbox::new();
+    sb.use_idp(&idp);
+
+    let bg = sb.spawn(&["-q", "login", "--org", "org_acme", "--no-browser"]);
+    assert!(
+        wait_for(LONG, || bg.stderr().contains("authorize?")),
+        "-q hid the authorize URL: {:?}",
+        bg.stderr()
+    );
+    let url = authorize_url(&bg.stderr());
+    assert_eq!(browse(&url), "200");
+    let (run, _) = bg.finish(LONG);
+    run.ok();
+    assert_eq!(run.stdout, "");
+    assert!(!run.stderr.contains("Waiting"), "{}", run.stderr);
+    assert!(!run.stderr.contains("Signed in"), "{}", run.stderr);
+
+    let bg = sb.spawn(&["-q", "login", "--org", "org_globex", "--device"]);
+    assert!(
+        wait_for(LONG, || device_polls(&idp) >= 1),
+        "the device login did not start"
+    );
+    let stats = idp.stats();
+    let user_code = stats["last_device"]["user_code"].as_str().unwrap();
+    assert!(
+        bg.stderr().contains(user_code),
+        "-q hid the user code: {:?}",
+        bg.stderr()
+    );
+    assert!(bg.stderr().contains(&format!("{}/device", idp.base)));
+    idp.approve_device(json!({}));
+    let (run, _) = bg.finish(LONG);
+    run.ok();
+    assert_no_opaque_code(&run.stderr);
+    assert!(!run.stderr.contains("Waiting"), "{}", run.stderr);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. The loopback callback
 // ---------------------------------------------------------------------------------------------

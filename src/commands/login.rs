@@ -240,14 +240,21 @@ async fn sign_in_pkce(
             .say("Opening your browser to sign in. If it does not open, visit:");
         app.ui.say(&format!("  {url}"));
         if let Err(why) = app.browser.open(&url) {
-            app.ui.warn(&format!(
-                "could not open a browser ({why}); open the URL above yourself"
-            ));
+            if app.ui.quiet {
+                // The URL above was not shown, and nothing else can finish the sign-in.
+                app.ui.show(&format!(
+                    "Could not open a browser ({why}); open this URL to sign in:\n  {url}"
+                ));
+            } else {
+                app.ui.warn(&format!(
+                    "could not open a browser ({why}); open the URL above yourself"
+                ));
+            }
         }
     } else {
         app.ui
-            .say("Open this URL in a browser on this machine to sign in:");
-        app.ui.say(&format!("  {url}"));
+            .show("Open this URL in a browser on this machine to sign in:");
+        app.ui.show(&format!("  {url}"));
     }
     app.ui
         .say("Waiting for the sign-in to finish (Ctrl-C to cancel)...");
@@ -269,7 +276,7 @@ async fn sign_in_device(
     qr: bool,
 ) -> Result<Session> {
     let auth = provider.device_start(http, org).await?;
-    app.ui.say(&format!(
+    app.ui.show(&format!(
         "To sign in, open {} and enter the code: {}",
         auth::http::clean(&auth.verification_uri),
         auth::http::clean(&auth.user_code)
@@ -281,7 +288,7 @@ async fn sign_in_device(
         .map(auth::http::clean)
         .filter(|u| url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "https" | "http")));
     if let Some(complete) = &complete {
-        app.ui.say(&format!(
+        app.ui.show(&format!(
             "Or open this URL, which carries the code: {complete}"
         ));
         if qr
