@@ -674,6 +674,47 @@ fn a_corrupt_config_is_reported_with_path_and_line_and_left_untouched() {
     }
 }
 
+/// A broken `credentials.toml` fails a login before the user is asked: found after the
+/// approval, it cost the approval and left the IdP's new session alive with nowhere to go.
+#[test]
+fn a_corrupt_credentials_file_fails_a_login_before_the_user_is_asked() {
+    let idp = Idp::start();
+    idp.scenario(serde_json::json!({"device_interval": 1}));
+    let mut sb = Sandbox::new();
+    sb.use_idp(&idp);
+    sb.write_config("");
+    let text = "[org_acme]\nrefresh-token = \"rt\"\n[org_globex\n";
+    let path = sb.path("credentials.toml");
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for store in ["file", "auto"] {
+        sb.set("MYCLI_CREDENTIAL_STORE", store);
+        let child = sb
+            .cmd()
+            .args(["login", "--org", "org_acme", "--device"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Were the code shown, it would be approved and the login would reach the store.
+        let approved = wait_for(Duration::from_secs(3), || {
+            idp.admin_status("/__admin/device/approve", serde_json::json!({}))
+                .0
+                == 200
+        });
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{store}: {stderr}");
+        assert!(!approved, "{store}: the user was asked first: {stderr}");
+        assert!(
+            stderr.contains(&format!("{}, line 3", path.display())),
+            "{store}: {stderr}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "{store}");
+        assert_eq!(idp.stats()["sessions_created"], 0, "{store}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // files and directories
 

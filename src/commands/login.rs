@@ -133,6 +133,7 @@ pub fn run(app: &App, mut args: LoginArgs) -> Result<()> {
     }
     // A store that cannot be written must fail now, not after the user approved the sign-in.
     app.paths.probe_writable()?;
+    app.credentials().check_file()?;
     let http = app.http()?;
     let org = args.org.as_deref();
     let (provider, session, method) = auth::block_on(async {

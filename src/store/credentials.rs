@@ -204,6 +204,12 @@ impl<'a> Credentials<'a> {
         })
     }
 
+    /// Fails early when `credentials.toml` is broken: every save reads it (a keychain save too,
+    /// to drop an older copy), so a login would fail only after the user signed in.
+    pub fn check_file(&self) -> Result<()> {
+        self.file_read().map(drop)
+    }
+
     fn file_read(&self) -> Result<BTreeMap<String, FileEntry>> {
         let path = self.paths.credentials();
         match std::fs::read_to_string(&path) {
