@@ -908,6 +908,51 @@ fn a_missing_client_id_is_a_usage_error() {
 }
 
 #[test]
+fn an_unknown_client_id_is_one_error_and_a_hint_naming_where_it_comes_from() {
+    let idp = Idp::start();
+    for provider in [
+        &["--issuer", &idp.base][..],
+        &[
+            "--provider",
+            "oidc",
+            "--issuer",
+            &format!("{}/oidc", idp.base),
+        ],
+    ] {
+        let sb = Sandbox::new();
+        let run = sb.run(
+            &[
+                &[
+                    "login",
+                    "--device",
+                    "--org",
+                    "org_acme",
+                    "--client-id",
+                    "client_typo",
+                ][..],
+                provider,
+            ]
+            .concat(),
+        );
+        run.code(1);
+        let lines: Vec<&str> = run.stderr.lines().collect();
+        assert!(
+            lines.len() == 2
+                && lines[0].starts_with("error: ")
+                && lines[0].contains("invalid_client"),
+            "{run:#?}"
+        );
+        assert!(
+            lines[1].starts_with("hint: ")
+                && lines[1].contains("--client-id")
+                && lines[1].contains("MYCLI_CLIENT_ID"),
+            "{run:#?}"
+        );
+        assert_store_empty(&sb);
+    }
+}
+
+#[test]
 fn a_name_clash_is_refused_before_any_network_call() {
     let idp = Idp::start();
     let sb = pkce_sandbox(&idp);

@@ -732,8 +732,16 @@ pub fn refused(what: &str, err: &IdpError) -> Error {
     let error = Error::failure(format!("{what}: {}", err.summary()));
     if err.status == 429 {
         error.with_hint("the identity provider is rate limiting; wait a minute and try again")
+    } else if err.is("invalid_client") || err.is("unauthorized_client") {
+        error.with_hint(
+            "check the client id (--client-id, MYCLI_CLIENT_ID or provider.client-id in \
+             config.toml) and that the identity provider allows this sign-in for it",
+        )
     } else {
-        error
+        error.with_hint(
+            "run `mycli login` again; if the identity provider keeps refusing, its \
+             administrators can tell why",
+        )
     }
 }
 
