@@ -379,6 +379,16 @@ fn an_iss_from_another_issuer_is_refused() {
     let run = login(&sb, &["--org", "org_acme"]);
     run.code(1);
     assert!(run.stderr.contains("evil.example"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("hint: "),
+        "{}",
+        run.stderr
+    );
     assert_eq!(
         idp.stats()["grants"]["authorization_code"],
         0,
@@ -863,6 +873,31 @@ fn a_plain_http_issuer_is_refused() {
         run.stderr
     );
     assert_store_empty(&sb);
+    // Other shapes an issuer cannot have: each is one error and a hint.
+    for bad in [
+        "ftp://idp.example.com",
+        "https://idp.example.com/?tenant=a",
+        "not a url",
+    ] {
+        let run = login(
+            &sb,
+            &[
+                "--issuer",
+                bad,
+                "--client-id",
+                "client_test",
+                "--org",
+                "org_acme",
+                "--device",
+            ],
+        );
+        run.code(2);
+        let lines: Vec<&str> = run.stderr.lines().collect();
+        assert!(
+            lines.len() == 2 && lines[0].starts_with("error: ") && lines[1].starts_with("hint: "),
+            "{bad}: {run:#?}"
+        );
+    }
 }
 
 #[test]

@@ -39,6 +39,20 @@ fn assert_no_terminal_control(run: &Run) {
     }
 }
 
+/// The run ended with one `error:` line and a `hint:` line under it (lines before them, such as
+/// the browser notice, are progress).
+fn assert_error_and_hint(run: &Run) {
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("error: "))
+        .collect();
+    assert!(
+        lines.len() == 2 && lines[1].starts_with("hint: "),
+        "one error line and a hint: {run:#?}"
+    );
+}
+
 /// A well-formed device authorization answer.
 fn device_authorization() -> Value {
     json!({"device_code": "dc", "user_code": "BCDF-GHJK",
@@ -231,6 +245,7 @@ fn an_id_token_for_another_client_is_refused() {
     let run = oidc_login(&base);
     run.code(1);
     assert!(run.stderr.contains("not meant for this client"), "{run:#?}");
+    assert_error_and_hint(&run);
 }
 
 #[test]
@@ -243,6 +258,7 @@ fn an_id_token_without_the_logins_nonce_is_refused() {
     let run = oidc_login(&base);
     run.code(1);
     assert!(run.stderr.contains("nonce"), "{run:#?}");
+    assert_error_and_hint(&run);
 }
 
 #[test]
@@ -254,6 +270,7 @@ fn an_expired_id_token_is_refused_and_a_good_one_accepted() {
     let run = oidc_login(&base);
     run.code(1);
     assert!(run.stderr.contains("expired"), "{run:#?}");
+    assert_error_and_hint(&run);
 
     // The same provider with a valid token: the checks above are what refused it.
     let base = oidc_idp(

@@ -178,11 +178,18 @@ async fn serve(mut stream: TcpStream, expected: &Expected) -> Option<Callback> {
             "The response came from an unexpected identity provider.",
         )
         .await;
-        return Some(Callback::Error(Error::failure(format!(
-            "the sign-in response came from {:?}, not from {:?} (RFC 9207 iss check); refusing it",
-            super::http::clean(iss),
-            expected.issuer
-        ))));
+        return Some(Callback::Error(
+            Error::failure(format!(
+                "the sign-in response came from {:?}, not from {:?} (RFC 9207 iss check); \
+                 refusing it",
+                super::http::clean(iss),
+                expected.issuer
+            ))
+            .with_hint(
+                "run `mycli login` again and finish the sign-in in the browser window it opens; \
+                 another identity provider answered this one",
+            ),
+        ));
     }
     if let Some(error) = params.error {
         let description = params.error_description.unwrap_or_default();
@@ -243,9 +250,10 @@ async fn serve(mut stream: TcpStream, expected: &Expected) -> Option<Callback> {
                 "The response carried no authorization code.",
             )
             .await;
-            Some(Callback::Error(Error::failure(
-                "the sign-in response carried no authorization code",
-            )))
+            Some(Callback::Error(
+                Error::failure("the sign-in response carried no authorization code")
+                    .with_hint("run `mycli login` again"),
+            ))
         }
     }
 }

@@ -97,6 +97,10 @@ fn org_claim(defaults: &ProviderDefaults) -> String {
         .unwrap_or_else(|| DEFAULT_ORG_CLAIM.to_string())
 }
 
+/// The hint under an answer that broke the protocol: nothing the user typed can fix it.
+const MISBEHAVING: &str = "run `mycli login` again; if it repeats, the identity provider (or a proxy in \
+     front of it) is misbehaving: tell its administrators";
+
 /// An issuer must be https, or plain http on a loopback host. Returns it without a trailing `/`.
 pub fn check_issuer(issuer: &str) -> Result<String> {
     let url = url::Url::parse(issuer).map_err(|e| {
@@ -115,13 +119,17 @@ pub fn check_issuer(issuer: &str) -> Result<String> {
         other => {
             return Err(Error::usage(format!(
                 "the issuer must be an https:// URL, not {other}://"
-            )));
+            ))
+            .with_hint("it looks like https://idp.example.com"));
         }
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(Error::usage(format!(
             "the issuer {issuer} must not have a query or fragment"
-        )));
+        ))
+        .with_hint(
+            "use the issuer URL exactly as the provider publishes it, without ?... or #...",
+        ));
     }
     Ok(issuer.trim_end_matches('/').to_string())
 }
@@ -313,6 +321,10 @@ impl Provider {
                 {
                     return Err(Error::failure(
                         "the provider does not support PKCE with S256, which mycli requires",
+                    )
+                    .with_hint(
+                        "ask the identity provider's administrators to enable PKCE (S256) for \
+                         this client",
                     ));
                 }
                 for endpoint in [&doc.authorization_endpoint, &doc.token_endpoint]
@@ -496,6 +508,7 @@ impl Provider {
             Some(t) => {
                 let c = claims(t.expose()).ok_or_else(|| {
                     Error::failure("the provider sent an ID token that is not a JWT")
+                        .with_hint(MISBEHAVING)
                 })?;
                 self.check_id_token(&c, nonce, now)?;
                 Some(c)
@@ -546,7 +559,8 @@ impl Provider {
         if user_id.is_empty() {
             return Err(Error::failure(
                 "the provider's answer does not say who signed in (no user id)",
-            ));
+            )
+            .with_hint(MISBEHAVING));
         }
         // Everything stored from the IdP is printed later: no control characters.
         let clean = |s: String| http::clean(&s);
@@ -576,7 +590,8 @@ impl Provider {
                 "the ID token was issued by {:?}, not by {:?}; refusing it",
                 http::clean(iss),
                 self.config.issuer
-            )));
+            ))
+            .with_hint("use the issuer URL exactly as the provider publishes it (--issuer)"));
         }
         let aud_ok = match c.get("aud") {
             Some(Value::String(a)) => *a == self.config.client_id,
@@ -588,14 +603,19 @@ impl Provider {
         if !aud_ok {
             return Err(Error::failure(
                 "the ID token is not meant for this client (aud); refusing it",
-            ));
+            )
+            .with_hint(format!(
+                "check the client id ({:?}): it must be the one registered at the identity provider",
+                http::clean(&self.config.client_id)
+            )));
         }
         if let Some(expected) = nonce
             && c.get("nonce").and_then(Value::as_str) != Some(expected.expose())
         {
             return Err(Error::failure(
                 "the ID token does not carry this sign-in's nonce; refusing it",
-            ));
+            )
+            .with_hint(MISBEHAVING));
         }
         let skew = 300;
         if let Some(exp) = c.get("exp").and_then(Value::as_f64)
