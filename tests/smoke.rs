@@ -100,7 +100,30 @@ fn a_context_cannot_be_renamed_to_another_contexts_organization_id() {
         run.stderr.contains("organization id of another context"),
         "{run:#?}"
     );
+    assert!(
+        run.stderr.lines().count() == 2 && run.stderr.lines().nth(1).unwrap().starts_with("hint: "),
+        "{run:#?}"
+    );
     assert_eq!(sb.config_text(), before);
+    // --insecure-storage asks for the file, MYCLI_CREDENTIAL_STORE=keychain forbids it.
+    let mut strict = Sandbox::new();
+    strict.set("MYCLI_CREDENTIAL_STORE", "keychain");
+    let run = strict.run(&[
+        "login",
+        "--insecure-storage",
+        "--issuer",
+        "https://idp.example.com",
+        "--client-id",
+        "client_test",
+        "--org",
+        "org_acme",
+    ]);
+    run.code(2);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert!(
+        lines.len() == 2 && lines[0].contains("conflicts") && lines[1].starts_with("hint: "),
+        "{run:#?}"
+    );
     // Its own organization id is fine as a name.
     sb.run(&["rename", "acme", "org_acme"]).ok();
 }

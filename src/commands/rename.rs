@@ -19,9 +19,10 @@ pub fn run(app: &App, args: RenameArgs) -> Result<()> {
     }
     if config.contexts.keys().any(|k| *k == args.new && *k != key) {
         return Err(Error::failure(format!(
-            "{:?} is the organization id of another context; pick another name",
+            "{:?} is the organization id of another context; a name cannot be one",
             args.new
-        )));
+        ))
+        .with_hint("pick another name (`mycli contexts` shows each context's organization id)"));
     }
     if config.contexts.values().any(|c| c.name == args.new) {
         return Err(

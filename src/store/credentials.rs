@@ -50,6 +50,10 @@ impl Preference {
                 return Err(Error::usage(format!(
                     "--insecure-storage conflicts with {}=keychain",
                     env::CREDENTIAL_STORE
+                ))
+                .with_hint(format!(
+                    "drop --insecure-storage, or unset {}",
+                    env::CREDENTIAL_STORE
                 )));
             }
             return Ok(Preference::File);
