@@ -152,6 +152,7 @@ pub mod testing {
                     signed_in_at: None,
                     session_id: None,
                     authentication_method: None,
+                    org_claim: None,
                     impersonator: None,
                 },
             );

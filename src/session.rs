@@ -87,7 +87,8 @@ pub fn fresh_token_checked(
     // costs nothing: once the request is sent, the stored secret is spent.
     let slot = creds.prepare(&lock, ctx.storage, save_preference(ctx.storage)?)?;
     let provider_config =
-        ProviderConfig::of_session(ctx.provider, &ctx.issuer, &ctx.client_id, &config.provider);
+        ProviderConfig::of_session(ctx.provider, &ctx.issuer, &ctx.client_id, &config.provider)
+            .remembering(ctx.org_claim.as_deref());
     let org = Context::organization_id(key).map(str::to_string);
     let http = app.http()?;
     // From the request until the rotated secret is saved, Ctrl-C and SIGTERM wait: exiting in

@@ -85,6 +85,60 @@ fn relogin_uses_the_provider_the_context_remembers() {
     assert!(run.stderr.contains("did you mean `acme`"), "{}", run.stderr);
 }
 
+/// The claim that names the organization is part of the provider a context remembers: a
+/// `MYCLI_ORG_CLAIM` set later for another IdP must not break this one's refresh or re-login.
+#[test]
+fn an_oidc_context_keeps_the_org_claim_it_was_signed_in_with() {
+    let idp = Idp::start();
+    let mut sb = browser_sandbox(&idp);
+    let oidc = format!("{}/oidc", idp.base);
+    sb.run(&[
+        "login",
+        "--provider",
+        "oidc",
+        "--issuer",
+        &oidc,
+        "--client-id",
+        "client_test",
+        "--org",
+        "org_acme",
+        "--name",
+        "acme",
+    ])
+    .ok();
+
+    // Today's default names another claim, which this IdP does not send.
+    sb.set("MYCLI_ORG_CLAIM", "tenant");
+    let run = sb.run(&["refresh", "acme"]);
+    run.ok();
+    assert_eq!(
+        claims(&printed_token(&sb.run(&["token", "--context", "acme"])))["org_id"],
+        "org_acme"
+    );
+    let run2 = sb.run(&["login", "--org", "org_acme", "--force"]);
+    run2.ok();
+    assert!(run2.stderr.contains("Signed in"), "{}", run2.stderr);
+    assert_eq!(
+        context_of(&sb.contexts_json(), "org_acme")["needs_login"],
+        false
+    );
+
+    // A new context reads today's claim.
+    let run = sb.run(&[
+        "login",
+        "--provider",
+        "oidc",
+        "--issuer",
+        &oidc,
+        "--client-id",
+        "client_test",
+        "--org",
+        "org_globex",
+    ]);
+    run.code(1);
+    assert!(run.stderr.contains("no organization"), "{}", run.stderr);
+}
+
 #[test]
 fn an_oidc_issuer_used_as_workos_says_which_flag_to_add() {
     let idp = Idp::start();

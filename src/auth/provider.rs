@@ -91,6 +91,17 @@ impl ProviderConfig {
     }
 }
 
+impl ProviderConfig {
+    /// With the organization claim a context remembers (OIDC contexts record it), instead of
+    /// today's default.
+    pub fn remembering(mut self, org_claim: Option<&str>) -> ProviderConfig {
+        if let Some(claim) = org_claim {
+            self.org_claim = claim.to_string();
+        }
+        self
+    }
+}
+
 fn org_claim(defaults: &ProviderDefaults) -> String {
     env::var(env::ORG_CLAIM)
         .or_else(|| defaults.org_claim.clone())

@@ -57,6 +57,7 @@ pub fn run(app: &App, mut args: LoginArgs) -> Result<()> {
                 args.client_id.as_deref().or(Some(&ctx.client_id)),
                 &config.provider,
             )?
+            .remembering(ctx.org_claim.as_deref().filter(|_| kind == ctx.provider))
         }
         None => ProviderConfig::resolve(
             args.provider,
@@ -586,6 +587,7 @@ fn save(
         signed_in_at: Some(time::rfc3339(app.now())),
         session_id: session.session_id.clone(),
         authentication_method: session.authentication_method.clone(),
+        org_claim: (provider.kind == ProviderKind::Oidc).then(|| provider.org_claim.clone()),
         impersonator: session.impersonator.clone(),
     };
     config.contexts.insert(key.clone(), ctx);

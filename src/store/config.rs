@@ -73,6 +73,10 @@ pub struct Context {
     /// How the person authenticated at the IdP (WorkOS `authentication_method`, e.g. `SSO`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authentication_method: Option<String>,
+    /// The claim that named the organization (OIDC), read again at refresh and re-login
+    /// whatever `MYCLI_ORG_CLAIM` says today.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_claim: Option<String>,
     /// Who is acting as the user, when the session is impersonated (last: a TOML table).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub impersonator: Option<Impersonator>,
@@ -677,6 +681,7 @@ needs-login = true
                         signed_in_at,
                         session_id: None,
                         authentication_method: None,
+                        org_claim: None,
                         impersonator: None,
                     },
                 )

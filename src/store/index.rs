@@ -261,6 +261,7 @@ mod tests {
                 signed_in_at: None,
                 session_id: Some("session_01".into()),
                 authentication_method: Some("SSO".into()),
+                org_claim: None,
                 impersonator: Some(crate::vocab::Impersonator {
                     email: "admin@example.com".into(),
                     reason: Some("Support\tticket".into()),
