@@ -99,6 +99,32 @@ fn terminal_escapes_from_the_idp_never_reach_the_terminal() {
 }
 
 #[test]
+fn a_look_alike_host_in_the_device_url_is_shown_as_punycode() {
+    // "micrоsoft" with a Cyrillic о: on screen it reads as the real thing. Browsers show such
+    // a host as xn--...; so does mycli, where the user is told which page to trust.
+    let base = hostile_idp(|req| {
+        if req.path.ends_with("/authorize/device") {
+            let mut answer = device_authorization();
+            answer["verification_uri"] = json!("https://login.micr\u{43e}soft.com/device");
+            answer["verification_uri_complete"] =
+                json!("https://login.micr\u{43e}soft.com/device?code=BCDF-GHJK");
+            Response::json(answer)
+        } else {
+            Response::new(400, "application/json", br#"{"error":"access_denied"}"#)
+        }
+    });
+    let sb = workos_sandbox(&base);
+    let run = sb.run(&["login", "--org", "org_acme", "--device"]);
+    run.code(1);
+    assert!(!run.stderr.contains('\u{43e}'), "{run:#?}");
+    assert_eq!(
+        run.stderr.matches("https://login.xn--micrsoft-").count(),
+        2,
+        "both URLs show the host as punycode: {run:#?}"
+    );
+}
+
+#[test]
 fn names_from_the_idp_are_stored_without_control_characters() {
     let base = hostile_idp(|req| {
         if req.path.ends_with("/authorize/device") {

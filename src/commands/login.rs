@@ -280,14 +280,14 @@ async fn sign_in_device(
     let auth = provider.device_start(http, org).await?;
     app.ui.show(&format!(
         "To sign in, open {} and enter the code: {}",
-        auth::http::clean(&auth.verification_uri),
+        shown_url(&auth.verification_uri),
         auth::http::clean(&auth.user_code)
     ));
     // The page with the code filled in, and on a terminal its QR code for a phone.
     let complete = auth
         .verification_uri_complete
         .as_deref()
-        .map(auth::http::clean)
+        .map(shown_url)
         .filter(|u| url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "https" | "http")));
     if let Some(complete) = &complete {
         app.ui.show(&format!(
@@ -301,17 +301,30 @@ async fn sign_in_device(
         }
     }
     if open_browser {
-        let target = auth
-            .verification_uri_complete
-            .as_deref()
-            .unwrap_or(&auth.verification_uri);
-        if let Err(why) = app.browser.open(target) {
+        let target = shown_url(
+            auth.verification_uri_complete
+                .as_deref()
+                .unwrap_or(&auth.verification_uri),
+        );
+        if let Err(why) = app.browser.open(&target) {
             app.ui.warn(&format!("could not open a browser ({why})"));
         }
     }
     app.ui.say("Waiting for approval (Ctrl-C to cancel)...");
     let reply = device::poll(&app.ui, http, provider, &auth).await?;
     finish(app, http, provider, reply, org).await
+}
+
+/// A URL from the IdP as the user should see it: without control or format characters, and,
+/// when it parses, as the URL crate writes it: a non-ASCII host as punycode (`xn--...`, as
+/// browsers show a look-alike such as a Cyrillic "о" in "microsoft"), other non-ASCII
+/// percent-encoded.
+fn shown_url(raw: &str) -> String {
+    let clean = auth::http::clean(raw);
+    match url::Url::parse(&clean) {
+        Ok(url) => url.to_string(),
+        Err(_) => clean,
+    }
 }
 
 /// `url` as a QR code drawn with half blocks, light on dark as terminals show it best.
