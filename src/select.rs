@@ -206,10 +206,11 @@ fn find_pin_from(start: &Path, ceilings: &str) -> Result<Option<(PathBuf, Pin)>>
     }
 }
 
-/// The pin in `path`, `None` when there is no such file.
+/// The pin in `path`, `None` when there is no such file, or when another user left it in a
+/// directory anyone may write to (`/tmp`): there it is not a pin of this tree but a trap.
 fn read_pin(path: &Path) -> Result<Option<Pin>> {
     use std::io::Read;
-    let file = match std::fs::File::open(path) {
+    let file = match open_no_wait(path) {
         Ok(file) => file,
         Err(e)
             if matches!(
@@ -219,8 +220,21 @@ fn read_pin(path: &Path) -> Result<Option<Pin>> {
         {
             return Ok(None);
         }
+        // Unreadable: still another user's trap, or this user's problem to fix.
+        Err(_) if std::fs::metadata(path).is_ok_and(|meta| planted(path, &meta)) => {
+            return Ok(None);
+        }
         Err(e) => return Err(Error::io("read the pin file", path, &e)),
     };
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("read the pin file", path, &e))?;
+    if planted(path, &meta) {
+        return Ok(None);
+    }
+    if !meta.is_file() {
+        return Err(bad_pin(path, None, "not a regular file"));
+    }
     let mut text = String::new();
     file.take(MAX_PIN_BYTES + 1)
         .read_to_string(&mut text)
@@ -229,6 +243,40 @@ fn read_pin(path: &Path) -> Result<Option<Pin>> {
         return Err(bad_pin(path, None, "larger than a pin can be"));
     }
     parse_pin(&text, path).map(Some)
+}
+
+/// Opens `path` for reading without waiting: opening a FIFO for reading would otherwise block
+/// until something writes to it, and `token` (and every shell prompt) with it.
+fn open_no_wait(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits().cast_signed());
+    }
+    options.open(path)
+}
+
+/// Whether the file at `path` belongs to another user (not root) and sits in a directory
+/// anyone may write to: someone else's file in `/tmp` must not steer the commands run below it
+/// (git's CVE-2022-24765, for `.git`). Another user's pin in a directory only they can write
+/// (a checkout someone gave you, a bind mount in a container) still counts.
+#[cfg(unix)]
+fn planted(path: &Path, meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() == me || meta.uid() == 0 {
+        return false;
+    }
+    path.parent()
+        .and_then(|dir| std::fs::metadata(dir).ok())
+        .is_none_or(|dir| dir.mode() & 0o002 != 0)
+}
+
+#[cfg(not(unix))]
+fn planted(_path: &Path, _meta: &std::fs::Metadata) -> bool {
+    false
 }
 
 /// Parses a pin file: exactly one of `organization` and `context`, each a plain string.

@@ -1194,3 +1194,95 @@ fn prompt_follows_a_hand_edit_of_config_toml_at_once() {
     let env = [("MYCLI_CONTEXT", "pinned")];
     assert_eq!(run_in(&sb, &repo, &env, &["prompt"]).ok().stdout, "");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hostile pins, paths and environments: what a cloned repository, a shared directory or a
+// slip of the keyboard can make these commands do
+// ---------------------------------------------------------------------------------------------
+
+/// `mycli ARGS` in `dir`, killed (and the test failed) if it is still running after 10 s.
+fn run_in_bounded(sb: &Sandbox, dir: &Path, args: &[&str]) -> Run {
+    let mut cmd = sb.cmd();
+    cmd.current_dir(dir).args(args);
+    Bg::start(cmd, format!("mycli {}", args.join(" ")))
+        .finish(Duration::from_secs(10))
+        .0
+}
+
+#[test]
+fn a_pin_that_is_a_fifo_a_device_or_a_directory_is_refused_at_once() {
+    let sb = store(&ORGS);
+    let fifo = work(&sb).join("fifo");
+    std::fs::create_dir_all(&fifo).unwrap();
+    let made = Command::new("mkfifo")
+        .arg(fifo.join(".mycli.toml"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let device = work(&sb).join("device");
+    std::fs::create_dir_all(&device).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", device.join(".mycli.toml")).unwrap();
+    let directory = work(&sb).join("directory");
+    std::fs::create_dir_all(directory.join(".mycli.toml")).unwrap();
+    for dir in [&fifo, &device, &directory] {
+        // Opening a FIFO for reading waits for a writer: `token` (and every shell prompt
+        // there) would hang.
+        let run = run_in_bounded(&sb, &dir.join("."), &["token"]);
+        run.code(1);
+        assert!(
+            run.stderr.contains("not a regular file") && run.stderr.contains("hint: "),
+            "{run:#?}"
+        );
+        assert_eq!(run.stdout, "");
+        let run = run_in_bounded(&sb, dir, &["prompt"]);
+        run.ok();
+        assert_eq!((run.stdout.as_str(), run.stderr.as_str()), ("", ""));
+    }
+}
+
+#[test]
+fn a_pin_another_user_planted_in_a_shared_directory_is_ignored() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = store(&ORGS);
+    // /tmp-like: anyone may create files in it (the sticky bit keeps them from deleting
+    // others'); another user's pin there would steer every mycli run below it.
+    let shared = work(&sb).join("shared");
+    let below = shared.join("mine");
+    std::fs::create_dir_all(&below).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    pin(&shared, "organization = \"org_pin\"\n");
+    if std::os::unix::fs::chown(shared.join(".mycli.toml"), Some(65534), Some(65534)).is_err() {
+        eprintln!("skipped: only root can give a file to another user");
+        return;
+    }
+    let run = run_in(&sb, &below, &[], &["token"]);
+    assert_eq!(printed_token(&run), "tok-cur", "{run:#?}");
+    assert_eq!(run_in(&sb, &below, &[], &["prompt"]).ok().stdout, "cur\n");
+    // A planted FIFO is ignored as well: it cannot hang anything.
+    std::fs::remove_file(shared.join(".mycli.toml")).unwrap();
+    let made = Command::new("mkfifo")
+        .arg(shared.join(".mycli.toml"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::os::unix::fs::chown(shared.join(".mycli.toml"), Some(65534), Some(65534)).unwrap();
+    assert_eq!(
+        printed_token(&run_in_bounded(&sb, &below, &["token"])),
+        "tok-cur"
+    );
+    // Your own pin there counts; so does another user's in a directory only they can write
+    // (a checkout you were given, a bind mount in a container).
+    std::fs::remove_file(shared.join(".mycli.toml")).unwrap();
+    pin(&shared, "organization = \"org_pin\"\n");
+    assert_eq!(
+        printed_token(&run_in(&sb, &below, &[], &["token"])),
+        "tok-pinned"
+    );
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::chown(shared.join(".mycli.toml"), Some(65534), Some(65534)).unwrap();
+    assert_eq!(
+        printed_token(&run_in(&sb, &below, &[], &["token"])),
+        "tok-pinned"
+    );
+}
+
