@@ -41,7 +41,9 @@ impl Rule {
         match self {
             Rule::Flag => "the --context flag".to_string(),
             Rule::Env => env::CONTEXT.to_string(),
-            Rule::Pin(path) => path.display().to_string(),
+            Rule::Pin(path) => {
+                crate::text::for_terminal(&path.display().to_string(), false).into_owned()
+            }
             Rule::Current => "the current context (`mycli switch`)".to_string(),
         }
     }

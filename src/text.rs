@@ -15,6 +15,22 @@ pub fn clean(text: &str) -> String {
     out
 }
 
+/// Text for the terminal as it is, except characters that would act instead of show: control
+/// characters (escape sequences, carriage returns, bells; newlines too unless `lines`) and
+/// invisible ones each become `?`, as `ls` shows such file names. Paths and keys from a cloned
+/// repository reach messages through here.
+pub fn for_terminal(text: &str, lines: bool) -> std::borrow::Cow<'_, str> {
+    let acts = |c: char| (c.is_control() && c != '\t' && !(lines && c == '\n')) || is_invisible(c);
+    if text.chars().any(acts) {
+        text.chars()
+            .map(|c| if acts(c) { '?' } else { c })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
+    }
+}
+
 /// Unicode format characters (Cf: bidi overrides and isolates, zero-width spaces and joiners,
 /// the BOM, tag characters, ...) and the line and paragraph separators (Zl, Zp). `prod` and
 /// `prod\u{200b}` look alike, and `evil\u{202e}hs.exe` reads backwards.
@@ -48,6 +64,14 @@ pub fn is_invisible(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminal_text_shows_what_would_act() {
+        assert_eq!(for_terminal("a\u{1b}]0;x\u{7}b\r", true), "a?]0;x?b?");
+        assert_eq!(for_terminal("one\ntwo\tthree", true), "one\ntwo\tthree");
+        assert_eq!(for_terminal("one\ntwo", false), "one?two");
+        assert_eq!(for_terminal("évil\u{202e}txt", false), "évil?txt");
+    }
 
     #[test]
     fn format_characters_are_invisible_letters_are_not() {

@@ -35,48 +35,48 @@ impl Ui {
     /// A line of conversation, silenced by `--quiet`.
     pub fn say(&self, text: &str) {
         if !self.quiet {
-            eprintln!("{text}");
+            eprintln!("{}", lines(text));
         }
     }
 
     /// What the user must see to act on, such as a sign-in's URL or code: printed even with
     /// `--quiet`, which silences only the conversation around it.
     pub fn show(&self, text: &str) {
-        eprintln!("{text}");
+        eprintln!("{}", lines(text));
     }
 
     /// A question on stderr, without a newline, flushed so it shows before the answer.
     pub fn prompt(&self, text: &str) {
         use std::io::Write;
         let mut err = std::io::stderr().lock();
-        let _ = write!(err, "{text}");
+        let _ = write!(err, "{}", lines(text));
         let _ = err.flush();
     }
 
     pub fn warn(&self, text: &str) {
         if !self.quiet {
-            eprintln!("{} {text}", self.paint("warning:", "33"));
+            eprintln!("{} {}", self.paint("warning:", "33"), line(text));
         }
     }
 
     /// A line of `--verbose` output.
     pub fn debug(&self, text: &str) {
         if self.verbose {
-            eprintln!("{}", self.paint(text, "2"));
+            eprintln!("{}", self.paint(&lines(text), "2"));
         }
     }
 
     /// A `hint:` line after a warning.
     pub fn hint(&self, text: &str) {
         if !self.quiet {
-            eprintln!("{} {text}", self.paint("hint:", "1;36"));
+            eprintln!("{} {}", self.paint("hint:", "1;36"), line(text));
         }
     }
 
     pub fn error(&self, err: &Error) {
-        eprintln!("{} {}", self.paint("error:", "1;31"), err.message);
+        eprintln!("{} {}", self.paint("error:", "1;31"), line(&err.message));
         if let Some(hint) = &err.hint {
-            eprintln!("{} {hint}", self.paint("hint:", "1;36"));
+            eprintln!("{} {}", self.paint("hint:", "1;36"), line(hint));
         }
     }
 
@@ -87,4 +87,15 @@ impl Ui {
             text.to_string()
         }
     }
+}
+
+/// One line of conversation: nothing in it may move the cursor, recolour or retitle the
+/// terminal, nor start a line that looks like mycli's own.
+fn line(text: &str) -> std::borrow::Cow<'_, str> {
+    crate::text::for_terminal(text, false)
+}
+
+/// Conversation that may span lines (a QR code, a blank line before a note).
+fn lines(text: &str) -> std::borrow::Cow<'_, str> {
+    crate::text::for_terminal(text, true)
 }

@@ -1286,3 +1286,46 @@ fn a_pin_another_user_planted_in_a_shared_directory_is_ignored() {
     );
 }
 
+fn assert_no_control_characters(run: &Run) {
+    for (what, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+        assert!(
+            !text
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t'),
+            "{what} carries control characters: {text:?}"
+        );
+    }
+}
+
+#[test]
+fn terminal_escapes_in_a_pin_or_its_directory_name_never_reach_the_terminal() {
+    let sb = store(&ORGS);
+    // TOML can spell any character in a quoted key.
+    let dir = work(&sb).join("keys");
+    pin(&dir, "\"\\u001b]0;PWNED\\u0007\\u001b[2J\" = 1\n");
+    let run = run_in(&sb, &dir, &[], &["token"]);
+    run.code(1);
+    assert!(run.stderr.contains("unknown key"), "{run:#?}");
+    assert_no_control_characters(&run);
+    // A directory of a cloned repository may be named with any byte but `/` and NUL.
+    let dir = work(&sb).join("evil\u{1b}]0;PWNED\u{7}\u{1b}[2J\ndir");
+    pin(&dir, "organization = \"org_nobody\"\n");
+    for args in [&["token"][..], &["status"], &["pin"], &["current"]] {
+        let run = run_in(&sb, &dir, &[], args);
+        assert!(
+            run.stderr.contains("org_nobody") || run.stdout.contains("org_nobody"),
+            "{run:#?}"
+        );
+        assert_no_control_characters(&run);
+    }
+    pin(&dir, "colour = \"red\"\n");
+    let run = run_in(&sb, &dir, &[], &["token"]);
+    run.code(1);
+    assert_no_control_characters(&run);
+    assert_eq!(
+        run.stderr.lines().count(),
+        2,
+        "one error line and a hint: {run:#?}"
+    );
+}
+

@@ -33,7 +33,11 @@ fn show(app: &App) -> Result<()> {
     let value = match &pin {
         Pin::Organization(org) | Pin::Context(org) => org,
     };
-    output::line(&format!("{value}\t{}", path.display()))?;
+    let shown = path.display().to_string();
+    output::line(&format!(
+        "{value}\t{}",
+        crate::text::for_terminal(&shown, false)
+    ))?;
     let config = Config::load(&app.paths)?;
     let selection = Selection::below()?;
     match selection.key(&config) {
