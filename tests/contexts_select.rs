@@ -1329,3 +1329,20 @@ fn terminal_escapes_in_a_pin_or_its_directory_name_never_reach_the_terminal() {
     );
 }
 
+#[test]
+fn a_hint_never_hands_out_a_command_a_pin_wrote() {
+    let sb = store(&ORGS);
+    let dir = work(&sb).join("meta");
+    // Copied from the hint and pasted into a shell, this would run `sh`.
+    pin(&dir, "organization = \"org_x;touch${IFS}pwned|sh\"\n");
+    for args in [&["token"][..], &["status"]] {
+        let run = run_in(&sb, &dir, &[], args);
+        run.code(4);
+        assert!(
+            run.stderr
+                .contains("`mycli login --org 'org_x;touch${IFS}pwned|sh'`"),
+            "{run:#?}"
+        );
+    }
+}
+

@@ -408,7 +408,8 @@ async fn finish(
             selection.summary()
         ))
         .with_hint(format!(
-            "run `mycli login --org {chosen}` and sign in with the browser, where the organization is chosen"
+            "run `mycli login --org {}` and sign in with the browser, where the organization is chosen",
+            crate::text::shell_word(&chosen)
         ))),
     }
 }
@@ -507,7 +508,10 @@ fn sign_in_refused(err: &IdpError) -> Error {
                 listed.join(", ")
             }
         ))
-        .with_hint(format!("run `mycli login --org {example}`"));
+        .with_hint(format!(
+            "run `mycli login --org {}`",
+            crate::text::shell_word(example)
+        ));
     }
     refused("the identity provider refused the sign-in", err)
 }
@@ -629,7 +633,8 @@ fn save(
     if named_after_id && Context::organization_id(&key).is_some() && name.starts_with(key.as_str())
     {
         app.ui.say(&format!(
-            "The identity provider did not name the organization; rename the context with `mycli rename {name} NEW_NAME`."
+            "The identity provider did not name the organization; rename the context with `mycli rename {} NEW_NAME`.",
+            crate::text::shell_word(&name)
         ));
     }
     Ok(())

@@ -74,7 +74,7 @@ fn logout_one(app: &App, config: &Config, key: &str, say_what_is_current: bool) 
         ))
         .with_hint(format!(
             "fix the cause and run `mycli logout {}` again",
-            ctx.name
+            crate::text::shell_word(&ctx.name)
         )));
     }
     let mut was_current = false;
@@ -125,7 +125,7 @@ fn no_current_now(config: &Config) -> String {
     match next {
         Some(ctx) => format!(
             "No context is current now; pick one with `mycli switch {}` (`mycli contexts` lists them).",
-            ctx.name
+            crate::text::shell_word(&ctx.name)
         ),
         None => "No context is left; sign in with `mycli login --org ORG_ID`.".to_string(),
     }

@@ -68,7 +68,8 @@ fn write(app: &App, path: &Path, target: &str, personal: bool) -> Result<()> {
         // An organization you have not signed in to yet: teammates may have.
         None if !personal && looks_like_org_id(target) => {
             app.ui.warn(&format!(
-                "you are not signed in to {target}; run `mycli login --org {target}` to use this pin"
+                "you are not signed in to {target}; run `mycli login --org {}` to use this pin",
+                crate::text::shell_word(target)
             ));
             Pin::Organization(target.to_string())
         }
