@@ -1346,3 +1346,40 @@ fn a_hint_never_hands_out_a_command_a_pin_wrote() {
     }
 }
 
+#[test]
+fn exec_refuses_a_variable_that_would_hand_the_token_to_mycli_or_the_loader() {
+    let sb = store(&ORGS);
+    let dir = work(&sb);
+    for var in [
+        "MYCLI_CONTEXT",
+        "MYCLI_CONFIG_DIR",
+        "MYCLI_ISSUER",
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "DYLD_INSERT_LIBRARIES",
+    ] {
+        // A nested mycli would resolve the token as a context name and print it in its error;
+        // the dynamic loader prints a bad LD_PRELOAD entry to every process's stderr.
+        let run = run_in(&sb, &dir, &[], &["exec", "--env", var, "--", BIN, "token"]);
+        run.code(2);
+        assert!(!run.stderr.contains("tok-"), "{var}: {run:#?}");
+        assert!(run.stderr.contains(var), "{var}: {run:#?}");
+    }
+    // The default name, and any other, still work.
+    let run = run_in(
+        &sb,
+        &dir,
+        &[],
+        &[
+            "exec",
+            "--env",
+            "MYCLI_TOKEN",
+            "--",
+            "sh",
+            "-c",
+            "echo $MYCLI_TOKEN",
+        ],
+    );
+    assert_eq!(run.ok().stdout, "tok-cur\n");
+}
+

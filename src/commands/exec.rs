@@ -168,13 +168,32 @@ fn check_var_name(name: &str) -> Result<&str> {
     let ok = !name.is_empty()
         && !name.starts_with(|c: char| c.is_ascii_digit())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if ok {
-        Ok(name)
-    } else {
-        Err(Error::usage(format!(
+    if !ok {
+        return Err(Error::usage(format!(
             "--env {name:?} is not an environment variable name"
         ))
-        .with_hint("use letters, digits and _, e.g. --env API_TOKEN"))
+        .with_hint("use letters, digits and _, e.g. --env API_TOKEN"));
+    }
+    // The token in a variable mycli reads would make a nested mycli take it for a context
+    // name, a directory or an issuer, and print it in the error (and `MYCLI_CONTEXT` must stay
+    // the context's name); in one the dynamic loader reads, the loader prints it to the
+    // stderr of every process.
+    let why = if name.starts_with("MYCLI_") && name != env::TOKEN {
+        Some("mycli itself reads it")
+    } else if name.starts_with("LD_") || name.starts_with("DYLD_") {
+        Some("the dynamic loader reads it")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(Error::usage(format!(
+            "--env {name} cannot carry the token: {why}"
+        ))
+        .with_hint(format!(
+            "pick the name the command reads its token from, e.g. --env API_TOKEN ({} is the default)",
+            env::TOKEN
+        ))),
+        None => Ok(name),
     }
 }
 
@@ -379,5 +398,9 @@ mod tests {
         assert!(check_var_name("").is_err());
         assert!(check_var_name("1X").is_err());
         assert!(check_var_name("A=B").is_err());
+        assert!(check_var_name("MYCLI_CONTEXT").is_err());
+        assert!(check_var_name("LD_PRELOAD").is_err());
+        assert!(check_var_name("MYCLI_TOKEN_2").is_err());
+        assert!(check_var_name("GITHUB_TOKEN").is_ok());
     }
 }
