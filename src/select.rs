@@ -183,11 +183,12 @@ pub fn find_pin() -> Result<Option<(PathBuf, Pin)>> {
     let Ok(cwd) = std::env::current_dir() else {
         return Ok(None);
     };
-    let ceilings = env::var(env::CEILING_DIRS).unwrap_or_default();
+    // Paths need not be UTF-8: one entry that is not must not void the others.
+    let ceilings = std::env::var_os(env::CEILING_DIRS).unwrap_or_default();
     find_pin_from(&cwd, &ceilings)
 }
 
-fn find_pin_from(start: &Path, ceilings: &str) -> Result<Option<(PathBuf, Pin)>> {
+fn find_pin_from(start: &Path, ceilings: &std::ffi::OsStr) -> Result<Option<(PathBuf, Pin)>> {
     let ceilings: Vec<PathBuf> = std::env::split_paths(ceilings)
         .filter(|p| p.is_absolute())
         .map(|p| p.components().collect())
@@ -440,16 +441,16 @@ mod tests {
         let deep = top.join("a/b");
         std::fs::create_dir_all(&deep).unwrap();
         std::fs::write(top.join(PIN_FILE), "context = \"x\"").unwrap();
-        let found = find_pin_from(&deep, "").unwrap().unwrap();
+        let found = find_pin_from(&deep, "".as_ref()).unwrap().unwrap();
         assert_eq!(found.0, top.join(PIN_FILE));
         let ceiling = top.display().to_string();
-        assert!(find_pin_from(&deep, &ceiling).unwrap().is_none());
+        assert!(find_pin_from(&deep, ceiling.as_ref()).unwrap().is_none());
         let ceiling = top.join("a").display().to_string();
-        assert!(find_pin_from(&deep, &ceiling).unwrap().is_none());
+        assert!(find_pin_from(&deep, ceiling.as_ref()).unwrap().is_none());
         // The working directory itself is always looked at.
-        assert!(find_pin_from(&top, &ceiling).unwrap().is_some());
+        assert!(find_pin_from(&top, ceiling.as_ref()).unwrap().is_some());
         let relative = "relative/dir";
-        assert!(find_pin_from(&deep, relative).unwrap().is_some());
+        assert!(find_pin_from(&deep, relative.as_ref()).unwrap().is_some());
     }
 
     #[test]

@@ -1383,3 +1383,20 @@ fn exec_refuses_a_variable_that_would_hand_the_token_to_mycli_or_the_loader() {
     assert_eq!(run.ok().stdout, "tok-cur\n");
 }
 
+#[test]
+fn a_ceiling_list_with_a_non_utf8_entry_still_stops_the_search() {
+    use std::os::unix::ffi::OsStringExt;
+    let sb = store(&ORGS);
+    let repo = work(&sb).join("repo");
+    let deep = repo.join("a/b");
+    std::fs::create_dir_all(&deep).unwrap();
+    pin(&repo, "context = \"pinned\"\n");
+    let mut ceilings = repo.join("a").into_os_string().into_vec();
+    ceilings.extend_from_slice(b":/mnt/caf\xe9");
+    let mut cmd = sb.cmd();
+    cmd.current_dir(&deep)
+        .env("MYCLI_CEILING_DIRS", std::ffi::OsString::from_vec(ceilings))
+        .arg("token");
+    let out = cmd.output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "tok-cur\n", "{out:?}");
+}
