@@ -249,6 +249,44 @@ fn workos_organization_names_name_the_contexts_and_the_table() {
 }
 
 #[test]
+fn organizations_with_the_same_long_name_get_names_the_store_accepts() {
+    // Two organizations whose names slug to the longest name a context may have: the second
+    // one's suffix must not make a name the store then refuses to read.
+    let long = "A".repeat(64);
+    let users = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        users.path(),
+        json!({
+            "organizations": [{"id": "org_one", "name": long}, {"id": "org_two", "name": long}],
+            "users": [{"id": "user_alice", "email": "alice@example.com", "memberships": [
+                {"organization_id": "org_one"}, {"organization_id": "org_two"}]}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let idp = Idp::start_with_users(users.path());
+    idp.scenario(json!({"device_interval": 1, "device_ignores_org": true,
+        "org_selection_public": true}));
+    let mut sb = Sandbox::new();
+    sb.use_idp(&idp);
+    device_login_with_selection(&idp, &sb, &["--org", "org_one"]).ok();
+    device_login_with_selection(&idp, &sb, &["--org", "org_two"]).ok();
+    // Read config.toml itself, not the index the login wrote.
+    std::fs::remove_dir_all(sb.path("cache")).ok();
+    let contexts = sb.contexts_json();
+    let names: Vec<&str> = contexts
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{contexts:?}");
+    assert!(
+        names.iter().all(|n| n.chars().count() <= 64) && names[0] != names[1],
+        "{names:?}"
+    );
+    sb.run(&["token"]).ok();
+}
+
+#[test]
 fn a_context_named_after_its_id_says_how_to_rename_it() {
     let idp = Idp::start();
     let sb = browser_sandbox(&idp);

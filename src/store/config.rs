@@ -318,8 +318,14 @@ impl Config {
         if !taken(base) {
             return base.to_string();
         }
+        // The suffix must fit in a name: a longest-possible base (two organizations with the
+        // same long name) is shortened, never made into a name the store refuses to read.
         (2..)
-            .map(|i| format!("{base}-{i}"))
+            .map(|i| {
+                let suffix = format!("-{i}");
+                let room = super::names::MAX_NAME_CHARS.saturating_sub(suffix.len());
+                format!("{}{suffix}", base.chars().take(room).collect::<String>())
+            })
             .find(|n| !taken(n))
             .unwrap_or_else(|| base.to_string())
     }
@@ -607,6 +613,14 @@ needs-login = true
         assert_eq!(c.unique_name("acme", "org_new"), "acme-2");
         assert_eq!(c.unique_name("acme", "org_acme"), "acme");
         assert_eq!(c.unique_name("initech", "org_new"), "initech");
+        let long = "a".repeat(64);
+        let mut c = c;
+        let mut ctx = c.contexts["org_acme"].clone();
+        ctx.name = long.clone();
+        c.contexts.insert("org_long".into(), ctx);
+        let second = c.unique_name(&long, "org_new");
+        assert_eq!(second, format!("{}-2", "a".repeat(62)));
+        assert!(crate::store::validate_name(&second).is_ok());
     }
 
     mod properties {

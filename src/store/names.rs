@@ -4,12 +4,15 @@
 pub const NAME_RULE: &str = "a name is 1 to 64 visible characters without spaces or any of \" \\ /, \
      and does not start with '-' (for example acme-prod)";
 
+/// The longest context name, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+
 /// A context name: printable, no spaces, not an option, not `-`.
 pub fn validate_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("a context name cannot be empty".into());
     }
-    if name.chars().count() > 64 {
+    if name.chars().count() > MAX_NAME_CHARS {
         return Err("a context name is at most 64 characters".into());
     }
     if name == "-" || name.starts_with('-') {

@@ -207,6 +207,22 @@ impl Idp {
         )
     }
 
+    /// The WorkOS fake with its organizations and users from `users` (a JSON file, see
+    /// `--users` in `tests/idp/workos-idp.mjs`).
+    pub fn start_with_users(users: &Path) -> Idp {
+        Idp::spawn(
+            &[
+                repo()
+                    .join("tests/idp/workos-idp.mjs")
+                    .display()
+                    .to_string(),
+                "--users".to_string(),
+                users.display().to_string(),
+            ],
+            &[],
+        )
+    }
+
     /// panva's oidc-provider (`tests/idp/oidc-server.mjs`), issuer = `base`.
     pub fn start_oidc_provider(env: &[(&str, &str)]) -> Idp {
         let modules = repo().join("tests/idp/node_modules/oidc-provider");
