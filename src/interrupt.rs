@@ -96,6 +96,12 @@ pub fn hand_over() {
     state().handed_over = true;
 }
 
+/// The child program has ended: SIGINT and SIGTERM end mycli again (between the runs of
+/// `exec --each`, while it refreshes the next context's token).
+pub fn take_back() {
+    state().handed_over = false;
+}
+
 /// Whether a signal arrived inside the current deferred window.
 pub fn pending() -> bool {
     state().pending > 0

@@ -1400,3 +1400,34 @@ fn a_ceiling_list_with_a_non_utf8_entry_still_stops_the_search() {
     let out = cmd.output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "tok-cur\n", "{out:?}");
 }
+
+#[test]
+fn ctrl_c_while_exec_each_refreshes_a_token_stops_the_runs() {
+    let idp = Idp::start();
+    idp.scenario(json!({"device_interval": 1, "access_token_ttl": 3600}));
+    let mut sb = Sandbox::new();
+    sb.use_idp(&idp);
+    let mut cmd = sb.cmd();
+    cmd.args(["login", "--device", "--org", "org_acme"]);
+    let bg = Bg::start(cmd, "login".into());
+    idp.approve_device(json!({}));
+    bg.finish(Duration::from_secs(30)).0.ok();
+    // Four minutes left: `exec` refreshes first, and the IdP takes its time.
+    let cache = sb.token_file("org_acme");
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+    v["expires_at"] = json!(now() + 240);
+    std::fs::write(&cache, serde_json::to_vec(&v).unwrap()).unwrap();
+    idp.scenario(json!({"refresh_delay_ms": 3000}));
+    let before = idp.refreshes();
+    let mut cmd = sb.cmd();
+    cmd.args(["exec", "--each", "*", "--", "sh", "-c", "echo ran"]);
+    let bg = Bg::start(cmd, "exec --each".into());
+    std::thread::sleep(Duration::from_millis(1000));
+    bg.sigint();
+    let (run, _) = bg.finish(Duration::from_secs(20));
+    // The refresh already sent is finished and saved; no command runs after Ctrl-C.
+    run.code(130);
+    assert!(!run.stdout.contains("ran"), "{run:#?}");
+    assert_eq!(idp.refreshes(), before + 1);
+    assert!(printed_token(&sb.run(&["token"])).len() > 20);
+}

@@ -74,7 +74,6 @@ fn each(
         );
     }
     targets.sort_by(|a, b| a.1.name.cmp(&b.1.name));
-    crate::interrupt::hand_over();
     let mut failed: Vec<String> = Vec::new();
     let mut skipped: Vec<String> = Vec::new();
     for (key, ctx) in &targets {
@@ -107,7 +106,12 @@ fn each(
                 cmd.env_remove(env::TOKEN);
             }
         }
-        let ended = run_child(cmd, program)?;
+        // Signals belong to the command only while it runs: Ctrl-C during the next
+        // context's refresh must stop the runs, not be lost.
+        crate::interrupt::hand_over();
+        let ended = run_child(cmd, program);
+        crate::interrupt::take_back();
+        let ended = ended?;
         if ended.code != 0 {
             failed.push(format!("{} (exit {})", ctx.name, ended.code));
         }
