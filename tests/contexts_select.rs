@@ -588,7 +588,8 @@ fn exec_pins_the_context_hands_over_the_token_and_returns_the_exit_code() {
         &["--context", "envctx", "exec", "--", "sh", "-c", &script],
     );
     run.code(3);
-    assert_eq!(run.stdout, "ctx=envctx tok=tok-envctx nested=tok-envctx\n");
+    // MYCLI_CONTEXT holds the key: a rename meanwhile cannot move the command elsewhere.
+    assert_eq!(run.stdout, "ctx=org_env tok=tok-envctx nested=tok-envctx\n");
     assert_eq!(run.stderr, "");
 
     // A pin selects for exec too; --env renames the variable; --no-token sets none (and
@@ -608,7 +609,7 @@ fn exec_pins_the_context_hands_over_the_token_and_returns_the_exit_code() {
             "echo $API_TOKEN:$MYCLI_CONTEXT",
         ],
     );
-    assert_eq!(run.ok().stdout, "tok-pinned:pinned\n");
+    assert_eq!(run.ok().stdout, "tok-pinned:org_pin\n");
     let run = run_in(
         &sb,
         &dir,
@@ -710,7 +711,7 @@ fn exec_each_runs_every_match_in_turn_and_reports_failures_and_skips() {
     );
     sb.write_config(&text);
     let script =
-        "echo \"$MYCLI_CONTEXT:$MYCLI_TOKEN\"; [ \"$MYCLI_CONTEXT\" = envctx ] && exit 9; exit 0";
+        "echo \"$MYCLI_CONTEXT:$MYCLI_TOKEN\"; [ \"$MYCLI_CONTEXT\" = org_env ] && exit 9; exit 0";
     let run = run_in(
         &sb,
         &work(&sb),
@@ -721,7 +722,7 @@ fn exec_each_runs_every_match_in_turn_and_reports_failures_and_skips() {
     // In name order, the one after the failure still ran, the one needing a login did not.
     assert_eq!(
         run.stdout,
-        "cur:tok-cur\nenvctx:tok-envctx\nflagctx:tok-flagctx\npinned:tok-pinned\n"
+        "org_cur:tok-cur\norg_env:tok-envctx\norg_flag:tok-flagctx\norg_pin:tok-pinned\n"
     );
     let headers: Vec<&str> = run
         .stderr
@@ -766,7 +767,7 @@ fn exec_each_runs_every_match_in_turn_and_reports_failures_and_skips() {
             "echo $MYCLI_CONTEXT",
         ],
     );
-    assert_eq!(run.ok().stdout, "flagctx\n");
+    assert_eq!(run.ok().stdout, "org_flag\n");
     let none = run_in(
         &sb,
         &work(&sb),
@@ -918,7 +919,7 @@ fn shell_starts_a_shell_with_the_context_pinned_and_exit_returns() {
     pty.keys(&format!(
         "echo \"in=$MYCLI_CONTEXT:$({BIN} token):$({BIN} prompt)\"\n"
     ));
-    pty.wait_for("in=pinned:tok-pinned:pinned");
+    pty.wait_for("in=org_pin:tok-pinned:pinned");
     pty.keys("exit 7\n");
     assert_eq!(pty.finish(), 7);
     // The pointer never moved.
@@ -1430,4 +1431,48 @@ fn ctrl_c_while_exec_each_refreshes_a_token_stops_the_runs() {
     assert!(!run.stdout.contains("ran"), "{run:#?}");
     assert_eq!(idp.refreshes(), before + 1);
     assert!(printed_token(&sb.run(&["token"])).len() > 20);
+}
+
+#[test]
+fn exec_and_shell_keep_their_organization_when_contexts_are_renamed_meanwhile() {
+    let sb = store(&ORGS);
+    let dir = work(&sb);
+    // While the command runs, another terminal renames envctx away and gives its name to
+    // another organization's context: the command must go on with the organization it was
+    // started for.
+    let script = format!(
+        "{BIN} rename envctx old-env >/dev/null 2>&1 && {BIN} rename cur envctx >/dev/null 2>&1 \
+         && echo \"$({BIN} token) $({BIN} prompt)\""
+    );
+    let run = run_in(
+        &sb,
+        &dir,
+        &[],
+        &["--context", "envctx", "exec", "--", "sh", "-c", &script],
+    );
+    assert_eq!(run.ok().stdout, "tok-envctx old-env\n", "{run:#?}");
+    let mut cmd = sb.cmd();
+    cmd.current_dir(&dir)
+        .env("SHELL", "/bin/sh")
+        .args(["shell", "old-env"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let script = format!(
+        "{BIN} rename old-env env2 >/dev/null 2>&1 && {BIN} rename envctx old-env >/dev/null 2>&1 \
+         && {BIN} token\n"
+    );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "tok-envctx\n",
+        "{out:?}"
+    );
 }

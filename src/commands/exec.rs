@@ -35,12 +35,11 @@ pub fn run(app: &App, args: ExecArgs) -> Result<()> {
         return each(app, &config, pattern, token_var, program, rest);
     }
     let key = Selection::of(app)?.key(&config)?;
-    let ctx = &config.contexts[&key];
     let token = match token_var {
         Some(var) => Some((var, token_for_exec(app, &key)?)),
         None => None,
     };
-    let mut cmd = child(app, ctx, program, rest);
+    let mut cmd = child(app, &key, program, rest);
     match &token {
         Some((var, token)) => cmd.env(var, token.access_token.expose()),
         None => cmd.env_remove(env::TOKEN),
@@ -86,7 +85,7 @@ fn each(
             skipped.push(skip_for_login(app, key, ctx));
             continue;
         }
-        let mut cmd = child(app, ctx, program, rest);
+        let mut cmd = child(app, key, program, rest);
         match token_var {
             Some(var) => match token_for_exec(app, key) {
                 Ok(token) => {
@@ -156,13 +155,15 @@ fn token_for_exec(app: &App, key: &str) -> Result<CachedToken> {
     session::fresh_token(app, key, true)
 }
 
-/// The command for one context: `MYCLI_CONTEXT` pinned to it and the store it came from.
-pub fn child(app: &App, ctx: &Context, program: &OsString, rest: &[OsString]) -> Command {
+/// The command for one context: `MYCLI_CONTEXT` pinned to its key (the organization id: a
+/// name can be renamed, or given to another organization's context, while the command runs;
+/// keys win over names when resolving) and the store it came from.
+pub fn child(app: &App, key: &str, program: &OsString, rest: &[OsString]) -> Command {
     // Absolute, so a command that changes directory still finds the same store.
     let dir = std::path::absolute(&app.paths.dir).unwrap_or_else(|_| app.paths.dir.clone());
     let mut cmd = Command::new(program);
     cmd.args(rest)
-        .env(env::CONTEXT, &ctx.name)
+        .env(env::CONTEXT, key)
         .env(env::CONFIG_DIR, dir);
     cmd
 }

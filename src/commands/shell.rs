@@ -25,7 +25,7 @@ pub fn run(app: &App, args: ShellArgs) -> Result<()> {
         program.to_string_lossy(),
         ctx.name
     ));
-    let mut cmd = exec::child(app, ctx, &program, &[]);
+    let mut cmd = exec::child(app, &key, &program, &[]);
     // A token from an outer `mycli exec` belongs to another context.
     cmd.env_remove(env::TOKEN);
     crate::interrupt::hand_over();
