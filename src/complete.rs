@@ -4,7 +4,7 @@
 use clap_complete::CompletionCandidate;
 
 use crate::cli::Cli;
-use crate::store::{Config, Paths};
+use crate::store::{Config, Context, Paths};
 
 /// The shell asking (`COMPLETE`), remembered before the completer clears the variable.
 static SHELL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -66,7 +66,11 @@ pub fn context_names() -> Vec<CompletionCandidate> {
         .contexts
         .iter()
         .map(|(key, ctx)| {
-            let help = ctx.organization_name.as_deref().unwrap_or(key);
+            let help = ctx
+                .organization_name
+                .as_deref()
+                .or(Context::organization_id(key))
+                .unwrap_or("no organization");
             CompletionCandidate::new(for_the_shell(&ctx.name, bash))
                 .help(Some(help.to_string().into()))
         })

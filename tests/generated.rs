@@ -402,6 +402,25 @@ fn context_names_complete_for_switch_rename_and_context() {
 }
 
 #[test]
+fn fish_describes_each_context_by_its_organization() {
+    let sb = Sandbox::new();
+    let mut text = context_toml("org_acme", "acme");
+    text.push_str(&context_toml("_none", "personal"));
+    text = text.replacen(
+        "name = \"acme\"\n",
+        "name = \"acme\"\norganization-name = \"Acme Corp\"\n",
+        1,
+    );
+    sb.write_config(&text);
+    let (_, run) = complete(&sb, "fish", &["switch", ""]);
+    run.ok();
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(lines.contains(&"acme\tAcme Corp"), "{lines:?}");
+    // The session without an organization is not described by its internal key.
+    assert!(lines.contains(&"personal\tno organization"), "{lines:?}");
+}
+
+#[test]
 fn completion_reads_the_store_without_writing_it() {
     let sb = completion_store();
     let before = sb.config_text();
