@@ -657,7 +657,7 @@ fn a_second_login_for_another_org_and_user_leaves_the_first_session_alone() {
         &["login", "--org", "org_acme"],
     );
     run.ok();
-    assert!(run.stderr.contains("Already signed in"), "{run:#?}");
+    assert!(run.stderr.contains("already signed in"), "{run:#?}");
     assert_eq!(e.stat("authorizations"), authorizations);
     assert_eq!(e.run(&["current"]).ok().stdout.trim(), "org_acme");
     e.finish();

@@ -96,7 +96,7 @@ pub fn run(app: &App, mut args: LoginArgs) -> Result<()> {
             _ => String::new(),
         };
         app.ui.say(&format!(
-            "Already signed in to {} as {}; switched to context {:?}{renamed}.",
+            "You are already signed in to {} as {}; switched to context {:?}{renamed}.",
             org_label(org, ctx.organization_name.as_deref()),
             ctx.email.as_deref().unwrap_or(&ctx.user_id),
             args.name.as_deref().unwrap_or(&ctx.name)
