@@ -213,13 +213,25 @@ pub fn contexts_table(config: &Config, selected: Option<&str>) -> Result<()> {
     match terminal_width() {
         Some(width) => {
             // Headings stay whole; the widest cells (emails, organizations) give way first.
-            let least = HEADER.map(|h| {
+            let mut least = HEADER.map(|h| {
                 if h == "STATE" {
                     "needs login".len()
                 } else {
                     h.len()
                 }
             });
+            // Names are what `switch` and `--context` take: cut to a common prefix, two
+            // contexts would look the same. They stay whole while the other columns' headings
+            // still fit beside them.
+            let others: usize = least.iter().sum::<usize>() - least[1] + 3 * 4;
+            let longest = rows
+                .iter()
+                .map(|row| unicode_width::UnicodeWidthStr::width(row[1]))
+                .max()
+                .unwrap_or(0);
+            least[1] = longest
+                .min(usize::from(width).saturating_sub(others))
+                .max(least[1]);
             let table = comfy_rows(Some(&HEADER), &rows, Fit::Terminal(width, least));
             write_lines(&mut out, &table)?;
         }
@@ -310,7 +322,15 @@ fn write_lines(out: &mut impl Write, table: &comfy_table::Table) -> Result<()> {
 
 /// A borderless table in the style of `mycli contexts` (three-space gutters, display-width
 /// aligned, fitted to the terminal with `…`, never cut when piped).
-pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> Result<()> {
+///
+/// The columns in `whole` (a context name, a state) are not cut while every other column's
+/// heading still fits beside them: cut to a common prefix, `acme-production-eu-east` and
+/// `acme-production-eu-west` would look the same.
+pub fn table<const N: usize>(
+    header: &[&str; N],
+    rows: &[[String; N]],
+    whole: &[usize],
+) -> Result<()> {
     let width = terminal_width();
     let one_line = |cells: Vec<&str>| {
         let mut row = comfy_table::Row::from(cells);
@@ -338,13 +358,15 @@ pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> Result
         table.add_row(one_line(row.iter().map(String::as_str).collect()));
     }
     let last = N.saturating_sub(1);
+    let least = least_widths(header, rows, whole, width);
     for (i, column) in table.column_iter_mut().enumerate() {
         let gutter = if i < last { 3 } else { 0 };
         column.set_padding((0, gutter));
         if width.is_some() {
-            let heading = header.get(i).map_or(0, |h| h.len()) + usize::from(gutter);
             column.set_constraint(comfy_table::ColumnConstraint::LowerBoundary(
-                comfy_table::Width::Fixed(u16::try_from(heading).unwrap_or(0)),
+                comfy_table::Width::Fixed(
+                    u16::try_from(least[i] + usize::from(gutter)).unwrap_or(u16::MAX),
+                ),
             ));
         }
     }
@@ -353,6 +375,33 @@ pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> Result
         writeln!(out, "{}", line.trim_end()).map_err(stdout_error)?;
     }
     out.flush().map_err(stdout_error)
+}
+
+/// The narrowest each column of a fitted table may become: its heading, and for the columns in
+/// `whole` their longest cell, as far as the terminal leaves room beside the other headings.
+fn least_widths<const N: usize>(
+    header: &[&str; N],
+    rows: &[[String; N]],
+    whole: &[usize],
+    width: Option<u16>,
+) -> [usize; N] {
+    let mut least = header.map(str::len);
+    let Some(width) = width else {
+        return least;
+    };
+    let gutters = 3 * N.saturating_sub(1);
+    let mut room = usize::from(width).saturating_sub(least.iter().sum::<usize>() + gutters);
+    for &i in whole {
+        let longest = rows
+            .iter()
+            .map(|row| unicode_width::UnicodeWidthStr::width(row[i].as_str()))
+            .max()
+            .unwrap_or(0);
+        let more = longest.saturating_sub(least[i]).min(room);
+        least[i] += more;
+        room -= more;
+    }
+    least
 }
 
 /// The width of the terminal stdout is, or `None` when stdout is not a terminal.

@@ -414,6 +414,56 @@ fn the_table_aligns_wide_characters_by_display_width() {
 }
 
 #[test]
+fn on_an_80_column_terminal_two_similar_names_stay_apart() {
+    // Names are what `switch` and `--context` take: cut to a common prefix, two contexts of
+    // different organizations looked the same in the most common terminal width.
+    let sb = Sandbox::new();
+    let email = "alice.anderson@acme-corporation.example";
+    let mut text = String::new();
+    for (key, name, org) in [
+        (
+            "org_east",
+            "acme-production-eu-east",
+            "Acme Production Europe East GmbH",
+        ),
+        (
+            "org_west",
+            "acme-production-eu-west",
+            "Acme Production Europe West GmbH",
+        ),
+    ] {
+        text.push_str(&context_toml(key, name).replace(
+            &format!("email = \"{name}@example.com\""),
+            &format!("email = \"{email}\"\norganization-name = \"{org}\""),
+        ));
+    }
+    sb.write_config(&text);
+    let shown = on_terminal(&sb, 80, "contexts");
+    let lines: Vec<&str> = shown.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 3, "{shown}");
+    assert!(lines.iter().all(|l| display_width(l) <= 80), "{shown}");
+    assert!(
+        shown.contains("acme-production-eu-east") && shown.contains("acme-production-eu-west"),
+        "{shown}"
+    );
+    // `status --all` too (it exits 4: these contexts have no secret).
+    let shown = on_terminal(&sb, 80, "status --all; true");
+    assert!(
+        shown.contains("acme-production-eu-east") && shown.contains("acme-production-eu-west"),
+        "{shown}"
+    );
+    // Narrower than the names themselves: cut, but never wrapped, never a panic.
+    for cols in [1, 12, 30] {
+        let shown = on_terminal(&sb, cols, "contexts");
+        assert_eq!(
+            shown.lines().filter(|l| !l.is_empty()).count(),
+            3,
+            "{shown}"
+        );
+    }
+}
+
+#[test]
 fn on_a_narrow_terminal_the_table_is_cut_to_fit_never_wrapped() {
     let sb = wide_store();
     let text = on_terminal(&sb, 60, "contexts");

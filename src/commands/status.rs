@@ -160,6 +160,8 @@ fn all(app: &App, config: &Config) -> Result<()> {
                     "SELECTED BY",
                 ],
                 &lines,
+                // The name first, then the state: "needs login" must never read "need…".
+                &[0, 2],
             )?;
         }
     }
