@@ -1476,3 +1476,29 @@ fn exec_and_shell_keep_their_organization_when_contexts_are_renamed_meanwhile() 
         "{out:?}"
     );
 }
+
+#[test]
+fn pin_replaces_a_symlinked_pin_never_the_file_it_points_to() {
+    let sb = store(&ORGS);
+    let repo = work(&sb).join("cloned");
+    std::fs::create_dir_all(&repo).unwrap();
+    // A cloned repository can ship `.mycli.toml` as a link to any file of yours.
+    let victim = sb.tmp.path().join("precious.txt");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::os::unix::fs::symlink("../../precious.txt", repo.join(".mycli.toml")).unwrap();
+    let run = run_in(&sb, &repo, &[], &["pin", "pinned"]);
+    run.ok();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    let pin = repo.join(".mycli.toml");
+    assert!(
+        !std::fs::symlink_metadata(&pin)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(std::fs::read_to_string(&pin).unwrap().contains("org_pin"));
+    assert_eq!(
+        printed_token(&run_in(&sb, &repo, &[], &["token"])),
+        "tok-pinned"
+    );
+}

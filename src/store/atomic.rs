@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 
 /// Replaces `path` with `contents`; the new file is 0600 on Unix.
 pub fn write(path: &Path, contents: &[u8]) -> Result<()> {
-    replace(path, contents, true, None)?;
+    replace(path, contents, true, None, true)?;
     if let Some(dir) = path.parent() {
         remove_abandoned(dir);
     }
@@ -20,13 +20,15 @@ pub fn write(path: &Path, contents: &[u8]) -> Result<()> {
 
 /// Replaces `path` atomically but without fsync: for derived data that is rebuilt when lost.
 pub fn write_unsynced(path: &Path, contents: &[u8]) -> Result<()> {
-    replace(path, contents, false, None)
+    replace(path, contents, false, None, true)
 }
 
 /// Replaces `path` with `contents` made readable by all (0644), like a file meant to be
-/// committed; synced like `write`.
+/// committed; synced like `write`. A symbolic link at `path` is replaced, never followed: the
+/// file is in a working tree, where a cloned repository may have linked it to any file of the
+/// user's (`~/.bashrc`, the store's `credentials.toml`).
 pub fn write_shared(path: &Path, contents: &[u8]) -> Result<()> {
-    replace(path, contents, true, Some(0o644))
+    replace(path, contents, true, Some(0o644), false)
 }
 
 /// Room for `len` bytes in `dir`, held until dropped: an unnamed temporary file (nothing is
@@ -47,10 +49,20 @@ pub fn reserve(dir: &Path, len: u64) -> Result<std::fs::File> {
     Ok(file)
 }
 
-fn replace(path: &Path, contents: &[u8], sync: bool, mode: Option<u32>) -> Result<()> {
-    // A symlinked file (a dotfile manager's link) is written through on purpose: its target
-    // is replaced atomically and the link stays a link.
-    let target = through_symlink(path)?;
+fn replace(
+    path: &Path,
+    contents: &[u8],
+    sync: bool,
+    mode: Option<u32>,
+    follow: bool,
+) -> Result<()> {
+    // A symlinked store file (a dotfile manager's link) is written through on purpose: its
+    // target is replaced atomically and the link stays a link.
+    let target = if follow {
+        through_symlink(path)?
+    } else {
+        path.to_path_buf()
+    };
     let path = target.as_path();
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
