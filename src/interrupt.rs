@@ -42,14 +42,17 @@ fn state() -> MutexGuard<'static, State> {
     STATE.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Installs the handling of SIGINT and SIGTERM for the whole process. Every write is an atomic
-/// rename and every lock is released by the OS, so exiting at any other point leaves the store
-/// whole, and the loopback port closes with the process.
+/// Installs the handling of SIGINT, SIGTERM and SIGHUP (the terminal or the ssh session closed)
+/// for the whole process: each is an interruption, deferred while a refresh is in flight so its
+/// rotated secret is saved (the default action of SIGHUP would kill mycli in that window and
+/// cost the session). Every write is an atomic rename and every lock is released by the OS, so
+/// exiting at any other point leaves the store whole, and the loopback port closes with the
+/// process.
 pub fn install() {
     #[cfg(unix)]
     {
-        use signal_hook::consts::{SIGINT, SIGTERM};
-        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
             return;
         };
         let _ = std::thread::Builder::new()
@@ -75,10 +78,11 @@ fn on_signal() {
         ),
         _ => {
             // The shell's prompt must not land on the `^C` line.
-            #[allow(clippy::print_stderr)]
             match st.note {
-                Some(note) => eprintln!("\n{note}"),
-                None if std::io::IsTerminal::is_terminal(&std::io::stderr()) => eprintln!(),
+                Some(note) => crate::ui::emit!("\n{note}"),
+                None if std::io::IsTerminal::is_terminal(&std::io::stderr()) => {
+                    crate::ui::emit!()
+                }
                 None => {}
             }
             exit()

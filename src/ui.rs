@@ -7,6 +7,18 @@ use std::io::IsTerminal;
 use crate::env;
 use crate::error::Error;
 
+/// `eprintln!` that ignores a failed write: stderr may be a closed pipe, a full device or a
+/// terminal that hung up, and `eprintln!` panics on each (exit 134 in a release build,
+/// perhaps in the middle of a refresh). The conversation is lost; the command goes on.
+macro_rules! emit {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+pub(crate) use emit;
+
 #[derive(Debug, Clone, Copy)]
 pub struct Ui {
     pub quiet: bool,
@@ -35,14 +47,14 @@ impl Ui {
     /// A line of conversation, silenced by `--quiet`.
     pub fn say(&self, text: &str) {
         if !self.quiet {
-            eprintln!("{}", lines(text));
+            emit!("{}", lines(text));
         }
     }
 
     /// What the user must see to act on, such as a sign-in's URL or code: printed even with
     /// `--quiet`, which silences only the conversation around it.
     pub fn show(&self, text: &str) {
-        eprintln!("{}", lines(text));
+        emit!("{}", lines(text));
     }
 
     /// A question on stderr, without a newline, flushed so it shows before the answer.
@@ -55,28 +67,28 @@ impl Ui {
 
     pub fn warn(&self, text: &str) {
         if !self.quiet {
-            eprintln!("{} {}", self.paint("warning:", "33"), line(text));
+            emit!("{} {}", self.paint("warning:", "33"), line(text));
         }
     }
 
     /// A line of `--verbose` output.
     pub fn debug(&self, text: &str) {
         if self.verbose {
-            eprintln!("{}", self.paint(&lines(text), "2"));
+            emit!("{}", self.paint(&lines(text), "2"));
         }
     }
 
     /// A `hint:` line after a warning.
     pub fn hint(&self, text: &str) {
         if !self.quiet {
-            eprintln!("{} {}", self.paint("hint:", "1;36"), line(text));
+            emit!("{} {}", self.paint("hint:", "1;36"), line(text));
         }
     }
 
     pub fn error(&self, err: &Error) {
-        eprintln!("{} {}", self.paint("error:", "1;31"), line(&err.message));
+        emit!("{} {}", self.paint("error:", "1;31"), line(&err.message));
         if let Some(hint) = &err.hint {
-            eprintln!("{} {}", self.paint("hint:", "1;36"), line(hint));
+            emit!("{} {}", self.paint("hint:", "1;36"), line(hint));
         }
     }
 

@@ -1098,7 +1098,8 @@ fn a_save_that_fails_after_the_rotation_prints_the_token_and_says_what_was_lost(
 fn ctrl_c_or_sigterm_after_the_rotation_saves_the_new_secret_then_exits_130() {
     let mut w = World::new();
     w.login("org_acme", "acme");
-    for signal in ["-INT", "-TERM"] {
+    // SIGHUP: the terminal (or the ssh session) closed under a refresh.
+    for signal in ["-INT", "-TERM", "-HUP"] {
         let rt = w.refresh_token("org_acme").unwrap();
         w.make_stale("org_acme");
         w.idp().scenario(json!({"hold_after_rotate": 1}));
@@ -1152,4 +1153,35 @@ fn an_answer_lost_to_the_http_timeout_is_recovered_inside_the_grace_window() {
     w.token("acme", "org_acme");
     assert_eq!(w.stat("refresh_reuse_detected"), 0);
     w.assert_no_secrets();
+}
+
+#[test]
+fn a_stderr_that_cannot_be_written_never_crashes_mycli() {
+    // A closed pipe (a reader that went away) and a full device: writing the conversation
+    // fails, and that must not turn an answer into a panic (exit 134 in a release build).
+    let sb = Sandbox::new();
+    sb.write_config(&context_toml("org_acme", "acme"));
+    for stderr in ["closed", "/dev/full"] {
+        for (args, code) in [(&["switch", "nope"][..], 1), (&["switch", "acme"], 0)] {
+            let target: std::process::Stdio = if stderr == "closed" {
+                let (reader, writer) = std::io::pipe().unwrap();
+                drop(reader);
+                writer.into()
+            } else {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(stderr)
+                    .unwrap()
+                    .into()
+            };
+            let status = sb
+                .cmd()
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .stderr(target)
+                .status()
+                .unwrap();
+            assert_eq!(status.code(), Some(code), "{stderr} {args:?}: {status:?}");
+        }
+    }
 }
