@@ -224,7 +224,7 @@ fn read_pin(path: &Path) -> Result<Option<Pin>> {
             return Ok(None);
         }
         // Unreadable: still another user's trap, or this user's problem to fix.
-        Err(_) if std::fs::metadata(path).is_ok_and(|meta| planted(path, &meta)) => {
+        Err(_) if planted(path) => {
             return Ok(None);
         }
         Err(e) => return Err(Error::io("read the pin file", path, &e)),
@@ -232,7 +232,7 @@ fn read_pin(path: &Path) -> Result<Option<Pin>> {
     let meta = file
         .metadata()
         .map_err(|e| Error::io("read the pin file", path, &e))?;
-    if planted(path, &meta) {
+    if planted(path) {
         return Ok(None);
     }
     if !meta.is_file() {
@@ -261,13 +261,18 @@ fn open_no_wait(path: &Path) -> std::io::Result<std::fs::File> {
     options.open(path)
 }
 
-/// Whether the file at `path` belongs to another user (not root) and sits in a directory
-/// anyone may write to: someone else's file in `/tmp` must not steer the commands run below it
-/// (git's CVE-2022-24765, for `.git`). Another user's pin in a directory only they can write
-/// (a checkout someone gave you, a bind mount in a container) still counts.
+/// Whether the file at `path` was put there by another user (not root) in a directory anyone
+/// may write to: someone else's file in `/tmp` must not steer the commands run below it (git's
+/// CVE-2022-24765, for `.git`). A symbolic link counts as put there by its owner, whatever it
+/// points to (a link to a root-owned file would otherwise stop mycli for everyone below).
+/// Another user's pin in a directory only they can write (a checkout someone gave you, a bind
+/// mount in a container) still counts.
 #[cfg(unix)]
-fn planted(path: &Path, meta: &std::fs::Metadata) -> bool {
+fn planted(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
     let me = rustix::process::geteuid().as_raw();
     if meta.uid() == me || meta.uid() == 0 {
         return false;
@@ -278,7 +283,7 @@ fn planted(path: &Path, meta: &std::fs::Metadata) -> bool {
 }
 
 #[cfg(not(unix))]
-fn planted(_path: &Path, _meta: &std::fs::Metadata) -> bool {
+fn planted(_path: &Path) -> bool {
     false
 }
 

@@ -1271,6 +1271,14 @@ fn a_pin_another_user_planted_in_a_shared_directory_is_ignored() {
         printed_token(&run_in_bounded(&sb, &below, &["token"])),
         "tok-cur"
     );
+    // So is their link to a file of root's, which would stop every mycli below it.
+    std::fs::remove_file(shared.join(".mycli.toml")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", shared.join(".mycli.toml")).unwrap();
+    std::os::unix::fs::lchown(shared.join(".mycli.toml"), Some(65534), Some(65534)).unwrap();
+    assert_eq!(
+        printed_token(&run_in(&sb, &below, &[], &["token"])),
+        "tok-cur"
+    );
     // Your own pin there counts; so does another user's in a directory only they can write
     // (a checkout you were given, a bind mount in a container).
     std::fs::remove_file(shared.join(".mycli.toml")).unwrap();
