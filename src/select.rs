@@ -316,7 +316,9 @@ pub fn parse_pin(text: &str, path: &Path) -> Result<Pin> {
         };
         if value.is_empty()
             || value.len() > 256
-            || value.chars().any(|c| c.is_control() || c.is_whitespace())
+            || value
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace() || crate::text::is_invisible(c))
         {
             return Err(bad_pin(
                 path,
@@ -406,6 +408,7 @@ mod tests {
         assert!(parse("organization = \"a\"\ncontext = \"b\"").is_err());
         assert!(parse("organization = 3").is_err());
         assert!(parse("organization = \"a b\"").is_err());
+        assert!(parse("organization = \"org_\\u202eevil\"").is_err());
     }
 
     #[test]

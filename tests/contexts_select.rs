@@ -1331,6 +1331,17 @@ fn terminal_escapes_in_a_pin_or_its_directory_name_never_reach_the_terminal() {
     let run = run_in(&sb, &dir, &[], &["token"]);
     run.code(1);
     assert_no_control_characters(&run);
+    // A value that reads differently from what it is (a bidi override) is no name and no
+    // organization id.
+    for text in [
+        "organization = \"org_\\u202eevil\"\n",
+        "context = \"pinned\\u200b\"\n",
+    ] {
+        pin(&dir, text);
+        let run = run_in(&sb, &dir, &[], &["token"]);
+        run.code(1);
+        assert!(run.stderr.contains("is not a usable name"), "{run:#?}");
+    }
     assert_eq!(
         run.stderr.lines().count(),
         2,
