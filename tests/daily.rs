@@ -287,6 +287,39 @@ fn organizations_with_the_same_long_name_get_names_the_store_accepts() {
 }
 
 #[test]
+fn an_organization_name_spelled_to_look_like_another_does_not_name_a_context() {
+    // "Аcme" starts with a Cyrillic А: slugged as it is, it would make a context that looks
+    // exactly like "acme" in every table and prompt.
+    let users = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        users.path(),
+        json!({
+            "organizations": [{"id": "org_real", "name": "Acme"},
+                              {"id": "org_spoof", "name": "\u{410}cme"},
+                              {"id": "org_tokyo", "name": "東京 Acme"}],
+            "users": [{"id": "user_alice", "email": "alice@example.com", "memberships": [
+                {"organization_id": "org_real"}, {"organization_id": "org_spoof"},
+                {"organization_id": "org_tokyo"}]}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let idp = Idp::start_with_users(users.path());
+    idp.scenario(json!({"device_interval": 1, "device_ignores_org": true,
+        "org_selection_public": true}));
+    let mut sb = Sandbox::new();
+    sb.use_idp(&idp);
+    for org in ["org_real", "org_spoof", "org_tokyo"] {
+        device_login_with_selection(&idp, &sb, &["--org", org]).ok();
+    }
+    let contexts = sb.contexts_json();
+    assert_eq!(context_of(&contexts, "org_real")["name"], "acme");
+    assert_eq!(context_of(&contexts, "org_spoof")["name"], "org_spoof");
+    // One script beside Latin is a name, not a disguise.
+    assert_eq!(context_of(&contexts, "org_tokyo")["name"], "東京-acme");
+}
+
+#[test]
 fn a_context_named_after_its_id_says_how_to_rename_it() {
     let idp = Idp::start();
     let sb = browser_sandbox(&idp);

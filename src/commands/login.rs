@@ -734,10 +734,26 @@ fn default_name(key: &str, session: &Session) -> String {
             .join("-")
     });
     match from_org_name {
-        Some(n) if store::validate_name(&n).is_ok() => n,
+        Some(n) if store::validate_name(&n).is_ok() && !mixes_lookalike_scripts(&n) => n,
         _ if store::validate_name(key).is_ok() => key.to_string(),
         _ => "org".to_string(),
     }
+}
+
+/// Whether `name` mixes Latin, Greek and Cyrillic letters: `Аcme` with a Cyrillic `А` looks
+/// exactly like `acme`, and an organization named so must not hand its context a name that
+/// passes for another's. One of these scripts alone, or any of them beside CJK, is a name.
+fn mixes_lookalike_scripts(name: &str) -> bool {
+    let mut seen = [false; 3];
+    for c in name.chars().filter(|c| c.is_alphabetic()) {
+        match c as u32 {
+            0x41..=0x5a | 0x61..=0x7a | 0xc0..=0x24f | 0x1e00..=0x1eff => seen[0] = true,
+            0x370..=0x3ff | 0x1f00..=0x1fff => seen[1] = true,
+            0x400..=0x52f | 0x1c80..=0x1c8f | 0x2de0..=0x2dff | 0xa640..=0xa69f => seen[2] = true,
+            _ => {}
+        }
+    }
+    seen.iter().filter(|s| **s).count() > 1
 }
 
 fn org_label(org: &str, name: Option<&str>) -> String {
