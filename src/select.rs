@@ -189,9 +189,15 @@ pub fn find_pin() -> Result<Option<(PathBuf, Pin)>> {
 }
 
 fn find_pin_from(start: &Path, ceilings: &std::ffi::OsStr) -> Result<Option<(PathBuf, Pin)>> {
+    // The working directory is physical (getcwd), so a ceiling reached through a symbolic
+    // link (a symlinked $HOME, macOS's /tmp) is compared as written and resolved, as git does.
     let ceilings: Vec<PathBuf> = std::env::split_paths(ceilings)
         .filter(|p| p.is_absolute())
-        .map(|p| p.components().collect())
+        .flat_map(|p| {
+            let written: PathBuf = p.components().collect();
+            let resolved = std::fs::canonicalize(&p).ok().filter(|r| *r != written);
+            std::iter::once(written).chain(resolved)
+        })
         .collect();
     let mut dir = start;
     loop {
@@ -459,6 +465,23 @@ mod tests {
         assert!(find_pin_from(&top, ceiling.as_ref()).unwrap().is_some());
         let relative = "relative/dir";
         assert!(find_pin_from(&deep, relative.as_ref()).unwrap().is_some());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_ceiling_reached_through_a_symbolic_link_stops_the_walk() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("real");
+        let deep = real.join("a/b");
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::write(real.join(PIN_FILE), "organization = \"org_acme\"\n").unwrap();
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let start = std::fs::canonicalize(&deep).unwrap();
+        // The ceiling is `link/a`: the walk from real/a/b must not reach real/.
+        let ceiling = link.join("a").display().to_string();
+        assert!(find_pin_from(&start, ceiling.as_ref()).unwrap().is_none());
+        assert!(find_pin_from(&start, "".as_ref()).unwrap().is_some());
     }
 
     #[test]

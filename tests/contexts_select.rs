@@ -271,6 +271,16 @@ fn a_pin_in_a_parent_directory_applies_below_it_and_ceiling_dirs_stop_the_search
         &["token"],
     );
     assert_eq!(printed_token(&at_repo), "tok-cur");
+    // A ceiling written through a symbolic link is the same directory (git resolves them too).
+    let link = work(&sb).join("repo-link");
+    std::os::unix::fs::symlink(&repo, &link).unwrap();
+    let through_link = run_in(
+        &sb,
+        &deep,
+        &[("MYCLI_CEILING_DIRS", &link.join("a").display().to_string())],
+        &["token"],
+    );
+    assert_eq!(printed_token(&through_link), "tok-cur");
     // A ceiling above the pin does not.
     let above = run_in(
         &sb,
