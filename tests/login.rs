@@ -1056,6 +1056,59 @@ fn an_idp_that_is_down_is_one_clear_line() {
     assert_store_empty(&sb);
 }
 
+/// A TLS failure is named as one, whether the certificate is not trusted or the server does
+/// not speak TLS at all (an https:// issuer on a plain-http port): "could not connect" sent
+/// the user to check a network that worked.
+#[test]
+fn a_tls_failure_is_one_line_that_says_tls() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A certificate from a CA nobody trusts here (the sandbox has no SSL_CERT_FILE).
+    let (untrusted, _ca) = http::serve_tls(tmp.path(), |_| Response::json(json!({})));
+    // A real HTTP server, which answers a ClientHello with a plain-text 400.
+    let plain = Idp::start();
+    let plain_as_https = plain.base.replacen("http://", "https://", 1);
+    let sb = Sandbox::new();
+    for (what, issuer) in [
+        ("untrusted certificate", untrusted.base.clone()),
+        ("no TLS at all", plain_as_https),
+    ] {
+        for kind in ["workos", "oidc"] {
+            let run = login(
+                &sb,
+                &[
+                    "--provider",
+                    kind,
+                    "--issuer",
+                    &issuer,
+                    "--client-id",
+                    "client_test",
+                    "--org",
+                    "org_acme",
+                    "--device",
+                ],
+            );
+            run.code(1);
+            assert_eq!(
+                error_lines(&run.stderr),
+                1,
+                "{what}, {kind}: {}",
+                run.stderr
+            );
+            assert!(
+                run.stderr.contains("TLS failure"),
+                "{what}, {kind}: {}",
+                run.stderr
+            );
+            assert!(
+                !run.stderr.contains("could not connect"),
+                "{what}, {kind}: {}",
+                run.stderr
+            );
+            assert_store_empty(&sb);
+        }
+    }
+}
+
 #[test]
 fn bad_token_answers_are_named_and_store_nothing() {
     let idp = Idp::start();

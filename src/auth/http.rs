@@ -355,13 +355,8 @@ impl Http {
                 "the identity provider may be down or slow; try again, or raise {}",
                 env::HTTP_TIMEOUT
             ))
-        } else if detail.contains("certificate")
-            || detail.contains("tls")
-            || detail.contains("handshake")
-            || detail.contains("invalidcertificate")
-        {
-            Error::failure(format!("TLS failure talking to {host}: the server's certificate was not accepted"))
-                .with_hint("check the issuer URL; a proxy that intercepts TLS needs its CA in the system trust store")
+        } else if let Some((why, hint)) = tls_failure(&detail) {
+            Error::failure(format!("TLS failure talking to {host}: {why}")).with_hint(hint)
         } else if err.is_body() || err.is_decode() {
             Error::failure(format!("the answer from {host} was cut off")).with_hint(
                 "the identity provider or a proxy closed the connection early; try again",
@@ -381,6 +376,37 @@ impl Http {
             Error::failure(format!("the connection to {host} failed"))
                 .with_hint("check your network connection and try again")
         }
+    }
+}
+
+/// What went wrong in a TLS handshake, and what to check, read from the lowercased error chain;
+/// `None` when the failure was not TLS.
+fn tls_failure(detail: &str) -> Option<(&'static str, &'static str)> {
+    let has = |words: &[&str]| words.iter().any(|w| detail.contains(w));
+    if has(&["certificate", "unknownissuer"]) {
+        Some((
+            "the server's certificate was not accepted",
+            "check the issuer URL; a proxy that intercepts TLS needs its CA in the system trust store",
+        ))
+    } else if has(&["corrupt message", "invalidcontenttype"]) {
+        // rustls read something that is not TLS: an https:// URL at a plain-http port.
+        Some((
+            "the server does not speak TLS",
+            "check the issuer URL's scheme and port",
+        ))
+    } else if has(&[
+        "tls",
+        "handshake",
+        "fatal alert",
+        "peer is incompatible",
+        "peer misbehaved",
+    ]) {
+        Some((
+            "the TLS handshake failed",
+            "check the issuer URL; a proxy that intercepts TLS needs its CA in the system trust store",
+        ))
+    } else {
+        None
     }
 }
 
