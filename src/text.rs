@@ -47,6 +47,17 @@ pub fn shell_word(word: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// The first `most` of `items`, comma-separated, and how many were left out: a list in an
+/// error stays one readable line whatever the store or the IdP holds.
+pub fn first_of<S: AsRef<str>>(items: &[S], most: usize) -> String {
+    let shown: Vec<&str> = items.iter().take(most).map(AsRef::as_ref).collect();
+    let mut text = shown.join(", ");
+    if items.len() > most {
+        text.push_str(&format!(" (and {} more)", items.len() - most));
+    }
+    text
+}
+
 /// Unicode format characters (Cf: bidi overrides and isolates, zero-width spaces and joiners,
 /// the BOM, tag characters, ...) and the line and paragraph separators (Zl, Zp). `prod` and
 /// `prod\u{200b}` look alike, and `evil\u{202e}hs.exe` reads backwards.

@@ -1110,6 +1110,44 @@ fn the_device_flow_shows_the_complete_url_and_a_qr_code_on_a_terminal() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+fn a_user_of_many_organizations_gets_one_readable_line_off_a_terminal() {
+    let orgs: Vec<Value> = (0..40)
+        .map(|i| json!({"id": format!("org_{i:02}"), "name": format!("Organization {i}")}))
+        .collect();
+    let memberships: Vec<Value> = (0..40)
+        .map(|i| json!({"organization_id": format!("org_{i:02}")}))
+        .collect();
+    let users = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        users.path(),
+        json!({"organizations": orgs, "users": [{"id": "user_alice",
+            "email": "alice@example.com", "memberships": memberships}]})
+        .to_string(),
+    )
+    .unwrap();
+    let idp = Idp::start_with_users(users.path());
+    idp.scenario(json!({"device_interval": 1, "device_ignores_org": true}));
+    let mut sb = Sandbox::new();
+    sb.use_idp(&idp);
+    let run = device_login_with_selection(&idp, &sb, &[]);
+    run.code(1);
+    let error = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
+    assert!(error.contains("org_00 (Organization 0)"), "{}", run.stderr);
+    assert!(error.contains("(and 30 more)"), "{}", run.stderr);
+    assert!(!error.contains("org_39"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("mycli login --org org_00"),
+        "{}",
+        run.stderr
+    );
+    assert!(!sb.path("config.toml").exists());
+}
+
+#[test]
 fn an_organization_the_user_is_not_a_member_of_is_said_plainly() {
     let idp = Idp::start();
     idp.scenario(json!({"device_interval": 1, "device_ignores_org": true,

@@ -399,7 +399,7 @@ async fn finish(
                     .with_hint(if yours.is_empty() {
                         "check the organization id with your administrator".to_string()
                     } else {
-                        format!("your organizations: {}", yours.join(", "))
+                        format!("your organizations: {}", crate::text::first_of(&yours, 10))
                     }),
             )
         }
@@ -505,7 +505,7 @@ fn sign_in_refused(err: &IdpError) -> Error {
             if listed.is_empty() {
                 "(the provider did not list them)".to_string()
             } else {
-                listed.join(", ")
+                crate::text::first_of(&listed, 10)
             }
         ))
         .with_hint(format!(

@@ -273,15 +273,9 @@ impl Config {
         let suggestion = super::did_you_mean(query, &names);
         let mut listed = names.clone();
         listed.sort_unstable();
-        listed.truncate(10);
-        let more = if names.len() > 10 {
-            format!(" (and {} more)", names.len() - 10)
-        } else {
-            String::new()
-        };
         let err = Error::failure(format!(
-            "no context named {query:?}; known contexts: {}{more}",
-            listed.join(", ")
+            "no context named {query:?}; known contexts: {}",
+            crate::text::first_of(&listed, 10)
         ));
         match suggestion {
             Some(s) => err.with_hint(format!("did you mean `{s}`?")),
