@@ -866,7 +866,8 @@ fn logout_with_the_idp_down_still_removes_the_local_session() {
     run.ok();
     assert!(started.elapsed() < Duration::from_secs(15));
     assert!(
-        run.stderr.contains("may still be active"),
+        run.stderr
+            .contains("the server-side session may still be active"),
         "stderr must warn that the server-side session may live on: {run:#?}"
     );
     assert!(

@@ -104,7 +104,7 @@ fn logout_one(app: &App, config: &Config, key: &str, say_what_is_current: bool) 
             app.ui
                 .say(&format!("Logged out of {:?}: removed here.", ctx.name));
             app.ui.warn(&format!(
-                "the session could not be ended at the identity provider ({why}); it may still be active until it expires"
+                "the session could not be ended at the identity provider ({why}); the server-side session may still be active until it expires"
             ));
         }
     }
