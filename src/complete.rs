@@ -6,16 +6,23 @@ use clap_complete::CompletionCandidate;
 use crate::cli::Cli;
 use crate::store::{Config, Context, Paths};
 
-/// The shell asking (`COMPLETE`), remembered before the completer clears the variable.
+/// The variable the completion scripts set to ask for candidates. Not clap's default
+/// `COMPLETE`: a variable of that common name, set for anything else, would turn every
+/// command into a completion request.
+pub const COMPLETE_VAR: &str = "_MYCLI_COMPLETE";
+
+/// The shell asking (`_MYCLI_COMPLETE`), remembered before the completer clears the variable.
 static SHELL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
-/// Answers a shell's completion request (`COMPLETE=bash mycli -- ...`) and exits; otherwise
+/// Answers a shell's completion request (`_MYCLI_COMPLETE=bash mycli -- ...`) and exits; otherwise
 /// returns at once.
 pub fn answer_shell() {
-    if let Ok(shell) = std::env::var("COMPLETE") {
+    if let Ok(shell) = std::env::var(COMPLETE_VAR) {
         let _ = SHELL.set(shell);
     }
-    clap_complete::CompleteEnv::with_factory(command).complete();
+    clap_complete::CompleteEnv::with_factory(command)
+        .var(COMPLETE_VAR)
+        .complete();
 }
 
 /// The command line the completer walks. Flags are offered only once the word being completed

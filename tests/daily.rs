@@ -685,10 +685,12 @@ fn bash_completion_quotes_names_with_metacharacters() {
     assert_eq!(current_name(&sb), "it's;x", "{screen}");
 }
 
-/// What `COMPLETE=SHELL mycli -- mycli WORDS` offers (the last word is being completed).
+/// What `_MYCLI_COMPLETE=SHELL mycli -- mycli WORDS` offers (the last word is being completed).
 fn candidates(sb: &Sandbox, shell: &str, words: &[&str]) -> Vec<String> {
     let mut cmd = sb.cmd();
-    cmd.env("COMPLETE", shell).args(["--", "mycli"]).args(words);
+    cmd.env("_MYCLI_COMPLETE", shell)
+        .args(["--", "mycli"])
+        .args(words);
     if shell == "bash" {
         cmd.env("_CLAP_COMPLETE_INDEX", words.len().to_string())
             .env("_CLAP_IFS", "\n");

@@ -90,7 +90,11 @@ fn completions_prints_a_script_for_every_shell() {
         assert!(!run.stdout.trim().is_empty(), "{name}");
         assert_eq!(run.stdout, script(shell).unwrap(), "{name}");
         // The script calls back into mycli, which is how context names complete.
-        assert!(run.stdout.contains("COMPLETE"), "{name}: {}", run.stdout);
+        assert!(
+            run.stdout.contains("_MYCLI_COMPLETE"),
+            "{name}: {}",
+            run.stdout
+        );
         assert!(run.stdout.contains("mycli"), "{name}");
         assert!(run.stderr.is_empty(), "{name}: {}", run.stderr);
     }
@@ -335,7 +339,7 @@ fn completion_store() -> Sandbox {
 /// What the shell's <TAB> gets for `mycli WORDS...` (the last word is the one completed).
 fn complete(sb: &Sandbox, shell: &str, words: &[&str]) -> (Vec<String>, Run) {
     let mut cmd = sb.cmd();
-    cmd.env("COMPLETE", shell)
+    cmd.env("_MYCLI_COMPLETE", shell)
         .arg("--")
         .arg("mycli")
         .args(words);
@@ -469,10 +473,25 @@ fn completion_follows_the_config_dir_on_the_line() {
     other.set("MYCLI_CONFIG_DIR", &other.config_dir.display().to_string());
     let dir = sb.config_dir.display().to_string();
     let mut cmd = other.cmd();
-    cmd.env("COMPLETE", "fish")
+    cmd.env("_MYCLI_COMPLETE", "fish")
         .args(["--", "mycli", "--config-dir", &dir, "switch", ""]);
     let out = cmd.output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("acme") && text.contains("globex"), "{text}");
     assert!(!text.contains("other"), "{text}");
+}
+
+#[test]
+fn a_variable_named_complete_is_not_a_completion_request() {
+    // `COMPLETE` is a common name (clap's default for its completion hook): set for anything
+    // else, it must not turn commands into completion requests.
+    let sb = completion_store();
+    let mut cmd = sb.cmd();
+    let out = cmd
+        .env("COMPLETE", "1")
+        .args(["contexts", "-o", "name"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "acme\nglobex\n");
 }

@@ -20,7 +20,13 @@ pub fn script(shell: Shell) -> Result<String> {
     };
     let mut buf = Vec::new();
     completer
-        .write_registration("COMPLETE", "mycli", "mycli", "mycli", &mut buf)
+        .write_registration(
+            crate::complete::COMPLETE_VAR,
+            "mycli",
+            "mycli",
+            "mycli",
+            &mut buf,
+        )
         .map_err(|e| Error::failure(format!("could not render the completion script: {e}")))?;
     let script =
         String::from_utf8(buf).map_err(|_| Error::failure("the completion script is not UTF-8"))?;
