@@ -623,6 +623,22 @@ fn a_corrupt_config_is_reported_with_path_and_line_and_left_untouched() {
             "duplicate names",
             break_line(&base, "name = \"globex\"", "name = \"acme\""),
         ),
+        (
+            "a time that is not RFC 3339",
+            break_line(
+                &base,
+                "email = \"globex@example.com\"",
+                "signed-in-at = \"99999-99-99T99:99:99Z\"",
+            ),
+        ),
+        (
+            "a terminal escape in an email",
+            break_line(
+                &base,
+                "email = \"globex@example.com\"",
+                "email = \"globex\\u001b[2J@example.com\"",
+            ),
+        ),
     ];
     let commands: [&[&str]; 10] = [
         &["contexts"],

@@ -83,6 +83,45 @@ pub struct Context {
 }
 
 impl Context {
+    /// A field a hand edit broke: a time that is not RFC 3339, or text with control or
+    /// invisible characters (mycli writes neither; the listing and JSON promise neither).
+    fn malformed_field(&self) -> Option<(&'static str, &'static str)> {
+        let times = [
+            ("access-token-expires-at", &self.access_token_expires_at),
+            ("signed-in-at", &self.signed_in_at),
+        ];
+        for (field, value) in times {
+            if value
+                .as_deref()
+                .is_some_and(|v| crate::time::parse_rfc3339(v).is_none())
+            {
+                return Some((field, "is not an RFC 3339 time (2026-12-01T10:00:00Z)"));
+            }
+        }
+        let texts = [
+            ("organization-name", self.organization_name.as_deref()),
+            ("user-id", Some(self.user_id.as_str())),
+            ("email", self.email.as_deref()),
+            ("issuer", Some(self.issuer.as_str())),
+            ("client-id", Some(self.client_id.as_str())),
+            ("session-id", self.session_id.as_deref()),
+            (
+                "authentication-method",
+                self.authentication_method.as_deref(),
+            ),
+            ("org-claim", self.org_claim.as_deref()),
+        ];
+        for (field, value) in texts {
+            if value.is_some_and(|v| {
+                v.chars()
+                    .any(|c| c.is_control() || crate::text::is_invisible(c))
+            }) {
+                return Some((field, "holds control or invisible characters"));
+            }
+        }
+        None
+    }
+
     /// The organization id of a context key (`None` for the no-organization session).
     pub fn organization_id(key: &str) -> Option<&str> {
         (key != NO_ORG_KEY).then_some(key)
@@ -222,6 +261,14 @@ impl Config {
             if let Err(why) = super::validate_name(&ctx.name) {
                 let line = find_line(text, &format!("name = \"{}\"", ctx.name));
                 return Err(corrupt(path, line, &format!("context {key:?}: {why}")));
+            }
+            if let Some((field, why)) = ctx.malformed_field() {
+                let line = field_line(text, key, field);
+                return Err(corrupt(
+                    path,
+                    line,
+                    &format!("context {key:?}: {field} {why}"),
+                ));
             }
             if let Some(other) = seen.insert(&ctx.name, key) {
                 let line = find_line(text, &format!("name = \"{}\"", ctx.name));
@@ -487,6 +534,23 @@ fn corrupt(path: &Path, line: Option<usize>, what: &str) -> Error {
     text::corrupt(text::at_line(path, line, what))
 }
 
+/// The line of `field` in the table of context `key`, when it can be found as written.
+fn field_line(text: &str, key: &str, field: &str) -> Option<usize> {
+    let mut inside = false;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            inside = line == format!("[contexts.{key}]") || line == format!("[contexts.\"{key}\"]");
+        } else if inside
+            && line.starts_with(field)
+            && line[field.len()..].trim_start().starts_with('=')
+        {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
 fn find_line(text: &str, needle: &str) -> Option<usize> {
     text.lines().position(|l| l.trim() == needle).map(|i| i + 1)
 }
@@ -657,8 +721,8 @@ needs-login = true
                 (
                     text(),
                     text(),
-                    prop::option::of(text()),
-                    prop::option::of(text()),
+                    prop::option::of(time()),
+                    prop::option::of(time()),
                 ),
             )
                 .prop_map(
@@ -732,10 +796,17 @@ needs-login = true
             let names: std::collections::BTreeSet<&str> =
                 config.contexts.values().map(|c| c.name.as_str()).collect();
             names.len() == config.contexts.len()
-                && config
-                    .contexts
-                    .values()
-                    .all(|c| crate::store::validate_name(&c.name).is_ok())
+                && config.contexts.values().all(|c| {
+                    crate::store::validate_name(&c.name).is_ok() && c.malformed_field().is_none()
+                })
+        }
+
+        /// Times: mostly RFC 3339 as mycli writes them, sometimes anything at all.
+        fn time() -> impl Strategy<Value = String> {
+            prop_oneof![
+                3 => "20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z",
+                1 => text(),
+            ]
         }
 
         const FP: Fingerprint = Fingerprint {
@@ -765,7 +836,7 @@ needs-login = true
                 let text = config.to_toml().expect("every config serializes");
                 match Config::parse(&text, Path::new("x")) {
                     Ok(back) => {
-                        prop_assert!(acceptable(&config), "accepted invalid names:\n{}", text);
+                        prop_assert!(acceptable(&config), "accepted an invalid name or field:\n{}", text);
                         prop_assert_eq!(back.to_toml().unwrap(), text.clone());
                         prop_assert_eq!(&back.current, &config.current);
                         prop_assert_eq!(&back.previous, &config.previous);
