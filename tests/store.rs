@@ -340,6 +340,17 @@ fn switch_dash_without_a_previous_context_fails() {
     assert_eq!(run.stdout, "");
     assert!(run.stderr.contains("previous"), "{}", run.stderr);
     assert_eq!(sb.config_text(), before, "the store is unchanged");
+
+    // With no store at all: the same words, and nothing is created.
+    let empty = Sandbox::new();
+    let run = empty.run(&["switch", "-"]);
+    run.code(1);
+    assert!(
+        run.stderr.contains("no previous context") && !run.stderr.contains("named \"-\""),
+        "{}",
+        run.stderr
+    );
+    assert!(!empty.config_dir.exists());
 }
 
 #[test]

@@ -13,7 +13,12 @@ pub fn run(app: &App, args: SwitchArgs) -> Result<()> {
     };
     // No store, nothing to act on: fail without creating one (taking the lock would).
     if !app.paths.dir.exists() {
-        return Err(Config::default().unknown(&target));
+        return Err(if target == "-" {
+            Error::failure("there is no previous context to return to: there are no contexts")
+                .with_hint("sign in with `mycli login --org ORG_ID`")
+        } else {
+            Config::default().unknown(&target)
+        });
     }
     let lock = ConfigLock::acquire(&app.paths)?;
     let mut config = lock.load_for_pointers()?;
