@@ -169,6 +169,19 @@ impl Selection {
     }
 }
 
+impl Selection {
+    /// The context name a personal pin gives that no context has yet: `mycli login` without
+    /// `--org` or `--name` there gives the new context that name, so the pin then selects it.
+    pub fn pinned_missing_name(&self, config: &Config) -> Option<String> {
+        match (&self.rule, &self.target) {
+            (Rule::Pin(_), Target::Query(name)) if config.find(name).is_none() => {
+                Some(name.clone())
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Whether `--context` is on the command line (otherwise clap took it from `MYCLI_CONTEXT`).
 /// Arguments after `--` belong to another program.
 fn flag_given(args: impl Iterator<Item = std::ffi::OsString>) -> bool {

@@ -579,6 +579,30 @@ fn login_without_org_inside_a_pinned_directory_signs_in_to_the_pinned_organizati
     assert_eq!(left[0]["organization_id"], "org_acme");
 }
 
+#[test]
+fn login_inside_a_personal_pin_of_a_missing_context_gives_the_new_context_that_name() {
+    let idp = Idp::start();
+    idp.scenario(json!({"device_interval": 1}));
+    let mut sb = Sandbox::new();
+    sb.use_idp(&idp);
+    let dir = sb.tmp.path().join("work-repo");
+    pin(&dir, "context = \"work\"\n");
+    let mut cmd = sb.cmd();
+    cmd.current_dir(&dir).args(["login", "--device"]);
+    let bg = Bg::start(cmd, "login --device".into());
+    // bob belongs to one organization: the IdP signs him in to it.
+    idp.approve_device(json!({"email": "bob@example.com"}));
+    let (run, _) = bg.finish(Duration::from_secs(30));
+    run.ok();
+    assert!(run.stderr.contains("does not exist yet"), "{}", run.stderr);
+    let contexts = sb.contexts_json();
+    assert_eq!(contexts.len(), 1);
+    assert_eq!(contexts[0]["name"], "work");
+    // The pin now selects it.
+    let token = printed_token(&run_in(&sb, &dir, &[], &["token"]));
+    assert_valid_for(&token, "org_acme", &idp.base);
+}
+
 // ---------------------------------------------------------------------------------------------
 // mycli exec
 // ---------------------------------------------------------------------------------------------

@@ -24,14 +24,23 @@ enum Flow {
 
 pub fn run(app: &App, mut args: LoginArgs) -> Result<()> {
     let config = Config::load(&app.paths)?;
-    if args.org.is_none()
-        && let Some(org) = Selection::of(app)?.pinned_organization(&config)
-    {
-        app.ui.say(&format!(
-            "Signing in to {org}, which this directory's {} pins.",
-            crate::select::PIN_FILE
-        ));
-        args.org = Some(org);
+    if args.org.is_none() {
+        let selection = Selection::of(app)?;
+        if let Some(org) = selection.pinned_organization(&config) {
+            app.ui.say(&format!(
+                "Signing in to {org}, which this directory's {} pins.",
+                crate::select::PIN_FILE
+            ));
+            args.org = Some(org);
+        } else if args.name.is_none()
+            && let Some(name) = selection.pinned_missing_name(&config)
+        {
+            app.ui.say(&format!(
+                "This directory's {} pins the context {name:?}, which does not exist yet: the new context gets that name.",
+                crate::select::PIN_FILE
+            ));
+            args.name = Some(name);
+        }
     }
     let pref = Preference::from_env(args.insecure_storage)?;
     // A login for a known context (`--org` of a known organization, or `--context NAME`)
