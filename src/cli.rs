@@ -431,7 +431,12 @@ pub struct LoginArgs {
     pub insecure_storage: bool,
 
     /// Port of the loopback redirect (default: any free port)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u16).range(1..),
+        conflicts_with = "device"
+    )]
     pub port: Option<u16>,
 
     /// Pre-fill the sign-in page with this email

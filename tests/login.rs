@@ -249,6 +249,16 @@ fn port_flag_sets_the_redirect_uri() {
 }
 
 #[test]
+fn port_with_device_is_a_usage_error() {
+    // The device flow has no redirect: a --port there would be silently ignored.
+    let sb = Sandbox::new();
+    let run = sb.run(&["login", "--device", "--port", "8400", "--org", "org_acme"]);
+    run.code(2);
+    assert!(run.stderr.contains("--port"), "{}", run.stderr);
+    assert!(!sb.config_dir.exists());
+}
+
+#[test]
 fn no_browser_prints_the_url_and_never_runs_the_browser() {
     let idp = Idp::start();
     let mut sb = Sandbox::new();
