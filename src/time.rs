@@ -63,6 +63,28 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     i64::try_from(secs).ok()
 }
 
+/// Unix seconds from an HTTP `Date` header (RFC 9110 IMF-fixdate:
+/// `Sun, 06 Nov 1994 08:49:37 GMT`); `None` for anything else.
+pub fn parse_http_date(text: &str) -> Option<i64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let mut parts = text.split_ascii_whitespace();
+    let (_weekday, day, month, year, hms, zone) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    if zone != "GMT" || parts.next().is_some() || day.len() != 2 || year.len() != 4 {
+        return None;
+    }
+    let month = MONTHS.iter().position(|m| *m == month)? + 1;
+    parse_rfc3339(&format!("{year}-{month:02}-{day}T{hms}Z"))
+}
+
 /// "in 4m", "in 2h 5m", "3m ago": a rough, human duration relative to now.
 pub fn relative(unix: i64, now: i64) -> String {
     let delta = unix.saturating_sub(now);
@@ -86,6 +108,20 @@ fn short_span(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_dates_are_read_and_anything_else_refused() {
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 PST"), None);
+        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), None);
+        assert_eq!(parse_http_date("Sun, 06 Foo 1994 08:49:37 GMT"), None);
+        assert_eq!(parse_http_date("Sun, 6 Nov 1994 08:49:37 GMT"), None);
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT x"), None);
+        assert_eq!(parse_http_date(""), None);
+    }
 
     #[test]
     fn rfc3339_round_trips() {

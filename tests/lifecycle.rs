@@ -1121,3 +1121,60 @@ fn a_held_context_lock_ends_token_in_bounded_time_naming_the_lock() {
     assert_eq!(w.refreshes(), 1);
     w.assert_no_secrets();
 }
+
+/// The access token's expiry in this machine's clock, as `status -o json` states it.
+fn expires_in_secs(w: &mut World, name: &str) -> i64 {
+    let status: Value =
+        serde_json::from_str(&w.run(&["status", name, "-o", "json"]).stdout).unwrap();
+    let at = status["access_token_expires_at"].as_str().unwrap();
+    let at = humantime::parse_rfc3339(at)
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    at - now()
+}
+
+#[test]
+fn an_idp_whose_clock_is_off_by_an_hour_works_as_if_it_were_not() {
+    // The IdP states expiry in its own clock (`exp`); its `Date` header says how far that
+    // clock is from this machine's. Ahead: the token would be served for an hour after it died.
+    let mut w = World::with_scenario(json!({"clock_offset_s": 3600}));
+    let run = w.login_org("org_acme", "acme");
+    run.ok();
+    assert!(
+        ["3599", "3600", "3601"].iter().any(|s| run
+            .stderr
+            .contains(&format!("clock is {s} s behind the identity provider's"))),
+        "{}",
+        run.stderr
+    );
+    let left = expires_in_secs(&mut w, "acme");
+    assert!(
+        (240..=330).contains(&left),
+        "the token lives 300 s, mycli says {left} s"
+    );
+
+    // Behind: every token looked dead on arrival, so no sign-in could succeed.
+    w.idp().scenario(json!({"clock_offset_s": -3600}));
+    w.login_org("org_globex", "globex").ok();
+    let left = expires_in_secs(&mut w, "globex");
+    assert!(
+        (240..=330).contains(&left),
+        "the token lives 300 s, mycli says {left} s"
+    );
+
+    // A cached token is served without asking the IdP again, and a refresh is corrected too.
+    let before = w.refreshes();
+    let token = printed_token(&w.run(&["--context", "globex", "token"]));
+    assert_eq!(claims(&token)["org_id"], "org_globex");
+    assert_eq!(w.refreshes(), before, "a fresh token was refreshed");
+    w.make_stale("org_globex");
+    printed_token(&w.run(&["--context", "globex", "token"]));
+    assert_eq!(w.refreshes(), before + 1);
+    let left = expires_in_secs(&mut w, "globex");
+    assert!(
+        (240..=330).contains(&left),
+        "after a refresh mycli says {left} s"
+    );
+}

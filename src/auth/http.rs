@@ -34,7 +34,14 @@ pub struct Http {
     ui: Ui,
     /// What an answer's `expires_in` counts from.
     pub clock: Clock,
+    /// How many seconds the IdP's clock is ahead of this machine's, from the `Date` header of
+    /// its last answer; 0 when unknown or within `CLOCK_TOLERANCE`.
+    server_offset: std::sync::atomic::AtomicI64,
 }
+
+/// Clock differences up to this many seconds are ignored: a `Date` header has one-second
+/// resolution and comes after the network's delay, and an `exp` is then kept exactly.
+const CLOCK_TOLERANCE: i64 = 30;
 
 /// An error answer of the IdP, in either of WorkOS's shapes or RFC 6749's.
 #[derive(Debug, Clone)]
@@ -95,7 +102,39 @@ impl Http {
             timeout,
             ui,
             clock,
+            server_offset: std::sync::atomic::AtomicI64::new(0),
         })
+    }
+
+    /// Seconds the IdP's clock runs ahead of this machine's (negative: behind), as its last
+    /// answer's `Date` header showed; 0 when that is unknown or too small to matter. Expiry
+    /// times the IdP states in its own clock (`exp`) are moved by it, so a machine whose clock
+    /// is off neither serves a dead token nor refuses a fresh one.
+    pub fn server_offset(&self) -> i64 {
+        self.server_offset
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn note_server_date(&self, headers: &reqwest::header::HeaderMap) {
+        let Some(date) = headers
+            .get("date")
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::time::parse_http_date)
+        else {
+            return;
+        };
+        let offset = date.saturating_sub(self.clock.now());
+        let offset = if offset.unsigned_abs() > CLOCK_TOLERANCE.unsigned_abs() {
+            self.ui.debug(&format!(
+                "the identity provider's clock is {offset} s {} this machine's; its expiry times are corrected for it",
+                if offset > 0 { "ahead of" } else { "behind" }
+            ));
+            offset.clamp(-crate::time::MAX_UNIX, crate::time::MAX_UNIX)
+        } else {
+            0
+        };
+        self.server_offset
+            .store(offset, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// `-v`: the request line and its form fields, secrets redacted.
@@ -235,6 +274,7 @@ impl Http {
             .with_progress(url, request.header("accept", "application/json").send())
             .await
             .map_err(|e| lost(&e))?;
+        self.note_server_date(response.headers());
         let status = response.status().as_u16();
         let html = response
             .headers()

@@ -495,7 +495,12 @@ impl Provider {
             .post_form_lost_answer_retried::<TokenResponse>(&self.token, &fields)
             .await?
         {
-            Reply::Ok(resp) => Ok(Reply::Ok(self.session(resp, None, http.clock.now())?)),
+            Reply::Ok(resp) => Ok(Reply::Ok(self.session(
+                resp,
+                None,
+                http.clock.now(),
+                http.server_offset(),
+            )?)),
             Reply::Refused(err) => Ok(Reply::Refused(err)),
         }
     }
@@ -507,13 +512,26 @@ impl Provider {
         nonce: Option<&Secret>,
     ) -> Result<Reply<Session>> {
         match http.post_form::<TokenResponse>(&self.token, fields).await? {
-            Reply::Ok(resp) => Ok(Reply::Ok(self.session(resp, nonce, http.clock.now())?)),
+            Reply::Ok(resp) => Ok(Reply::Ok(self.session(
+                resp,
+                nonce,
+                http.clock.now(),
+                http.server_offset(),
+            )?)),
             Reply::Refused(err) => Ok(Reply::Refused(err)),
         }
     }
 
-    /// Normalizes a token response: identity, organization, expiry.
-    fn session(&self, resp: TokenResponse, nonce: Option<&Secret>, now: i64) -> Result<Session> {
+    /// Normalizes a token response: identity, organization, expiry. `offset`: how far the
+    /// IdP's clock runs ahead of ours (`Http::server_offset`); times the IdP states in its own
+    /// clock are moved into ours.
+    fn session(
+        &self,
+        resp: TokenResponse,
+        nonce: Option<&Secret>,
+        now: i64,
+        offset: i64,
+    ) -> Result<Session> {
         let access = claims(resp.access_token.expose());
         let id = match &resp.id_token {
             Some(t) => {
@@ -521,7 +539,7 @@ impl Provider {
                     Error::failure("the provider sent an ID token that is not a JWT")
                         .with_hint(MISBEHAVING)
                 })?;
-                self.check_id_token(&c, nonce, now)?;
+                self.check_id_token(&c, nonce, now.saturating_add(offset))?;
                 Some(c)
             }
             None => None,
@@ -544,7 +562,8 @@ impl Provider {
         let exp = access
             .as_ref()
             .and_then(|c| c.get("exp"))
-            .and_then(Value::as_f64);
+            .and_then(Value::as_f64)
+            .map(|exp| exp - offset as f64);
         let expires_at = expiry(now, resp.expires_in, exp).map_err(|at| {
             Error::failure(format!(
                 "the identity provider issued an access token that expired at {}; refusing it",
@@ -884,6 +903,7 @@ mod tests {
                 opaque in token_text(),
                 as_jwt in any::<bool>(),
                 refresh in prop::option::of(token_text()),
+                offset in prop_oneof![Just(0i64), -100_000i64..100_000, Just(-time::MAX_UNIX), Just(time::MAX_UNIX)],
             ) {
                 let access = if as_jwt {
                     jwt(&json!({"sub": "user_1", "org_id": "org_acme", "exp": exp, "sid": "s"}))
@@ -903,7 +923,7 @@ mod tests {
                     return Ok(());
                 };
                 let now = 1_800_000_000;
-                if let Ok(session) = provider().session(resp, None, now) {
+                if let Ok(session) = provider().session(resp, None, now, offset) {
                     prop_assert!(is_b64token(session.access_token.expose()));
                     prop_assert!(session.refresh_token.iter().all(|r| is_b64token(r.expose())));
                     prop_assert!(session.expires_at >= now - EXPIRY_SKEW - 1);

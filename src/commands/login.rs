@@ -195,7 +195,16 @@ pub fn run(app: &App, mut args: LoginArgs) -> Result<()> {
         return Err(with_end(err, ended));
     }
     crate::interrupt::note_on_cancel(None);
-    save(app, &args, pref, &provider_config, session, method)
+    let offset = http.server_offset();
+    save(app, &args, pref, &provider_config, session, method)?;
+    if offset != 0 {
+        app.ui.warn(&format!(
+            "this machine's clock is {} s {} the identity provider's; mycli corrects its token times for it, but other programs will not",
+            offset.unsigned_abs(),
+            if offset > 0 { "behind" } else { "ahead of" }
+        ));
+    }
+    Ok(())
 }
 
 /// Ends, best effort, a session the IdP just created and mycli refuses to keep (another

@@ -185,6 +185,9 @@ const KNOBS = {
   oidc_token_iss: [null, (v) => v === null || typeof v === 'string'],   // OIDC JWT iss (null = issuer)
   org_selection_public: [false, (v) => typeof v === 'boolean'],
   device_ignores_org: [false, (v) => typeof v === 'boolean'], // WorkOS device request: drop organization_id
+  // seconds the IdP's clock runs ahead of the machine's (negative: behind): token times and
+  // the Date header are read from it, as from an IdP whose clock (or ours) is off
+  clock_offset_s: [0, (v) => isInt(v, -2592000, 2592000)],
 };
 const freshScenario = () => Object.fromEntries(Object.entries(KNOBS).map(([k, [d]]) => [k, structuredClone(d)]));
 let scenario = freshScenario();
@@ -235,10 +238,13 @@ const escapeHtml = (s) => String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', 
 const page = (title, body) => `<!doctype html><html><head><meta charset="utf-8"><title>${escapeHtml(title)}</title></head>` +
   `<body><h1>${escapeHtml(title)}</h1>${body}</body></html>`;
 
+// The IdP's own clock (milliseconds): the machine's, moved by the clock_offset_s knob.
+const idpNow = () => Date.now() + scenario.clock_offset_s * 1000;
 function sendJson(res, status, obj, headers = {}) {
   const body = JSON.stringify(obj);
+  const date = scenario.clock_offset_s ? { date: new Date(idpNow()).toUTCString() } : {};
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store',
-    'content-length': Buffer.byteLength(body), ...headers });
+    'content-length': Buffer.byteLength(body), ...date, ...headers });
   res.end(body);
 }
 function sendHtml(res, status, html) {
@@ -343,7 +349,7 @@ function startSession({ dialect, user, client_id, requested_org, scope, nonce })
 // Mints an access token (+ id_token for OIDC) and a NEW refresh token for the session.
 function mint(session, { initial }) {
   const user = userById(session.user_id);
-  const iat = Math.floor(Date.now() / 1000), exp = iat + scenario.access_token_ttl;
+  const iat = Math.floor(idpNow() / 1000), exp = iat + scenario.access_token_ttl;
   const org = session.org_id;
   const m = org ? membership(user, org) : null;
   const orgClaims = org ? { org_id: org, role: m?.role ?? 'member', roles: [m?.role ?? 'member'], permissions: m?.permissions ?? [] } : {};
