@@ -534,20 +534,31 @@ fn switch_warns_when_a_pin_or_mycli_context_still_overrides_it_here() {
     assert!(!run.ok().stderr.contains("warning"), "{}", run.stderr);
 }
 
-#[test]
-fn login_without_org_inside_a_pinned_directory_signs_in_to_the_pinned_organization() {
+/// A store on a device-flow IdP, and a directory of it pinned by `pin_text`.
+fn pinned_dir(pin_text: &str) -> (Idp, Sandbox, PathBuf) {
     let idp = Idp::start();
     idp.scenario(json!({"device_interval": 1}));
     let mut sb = Sandbox::new();
     sb.use_idp(&idp);
-    let dir = sb.tmp.path().join("globex-repo");
-    // alice belongs to two organizations: without the pin, the IdP would ask which one.
-    pin(&dir, "organization = \"org_globex\"\n");
+    let dir = sb.tmp.path().join("repo");
+    pin(&dir, pin_text);
+    (idp, sb, dir)
+}
+
+/// `mycli login --device` run in `dir`, approved at the IdP as `approval` says.
+fn device_login_in(idp: &Idp, sb: &Sandbox, dir: &Path, approval: Value) -> Run {
     let mut cmd = sb.cmd();
-    cmd.current_dir(&dir).args(["login", "--device"]);
+    cmd.current_dir(dir).args(["login", "--device"]);
     let bg = Bg::start(cmd, "login --device".into());
-    idp.approve_device(json!({}));
-    let (run, _) = bg.finish(Duration::from_secs(30));
+    idp.approve_device(approval);
+    bg.finish(Duration::from_secs(30)).0
+}
+
+#[test]
+fn login_without_org_inside_a_pinned_directory_signs_in_to_the_pinned_organization() {
+    // alice belongs to two organizations: without the pin, the IdP would ask which one.
+    let (idp, sb, dir) = pinned_dir("organization = \"org_globex\"\n");
+    let run = device_login_in(&idp, &sb, &dir, json!({}));
     run.ok();
     assert!(
         run.stderr.contains("Signing in to org_globex"),
@@ -581,18 +592,9 @@ fn login_without_org_inside_a_pinned_directory_signs_in_to_the_pinned_organizati
 
 #[test]
 fn login_inside_a_personal_pin_of_a_missing_context_gives_the_new_context_that_name() {
-    let idp = Idp::start();
-    idp.scenario(json!({"device_interval": 1}));
-    let mut sb = Sandbox::new();
-    sb.use_idp(&idp);
-    let dir = sb.tmp.path().join("work-repo");
-    pin(&dir, "context = \"work\"\n");
-    let mut cmd = sb.cmd();
-    cmd.current_dir(&dir).args(["login", "--device"]);
-    let bg = Bg::start(cmd, "login --device".into());
+    let (idp, sb, dir) = pinned_dir("context = \"work\"\n");
     // bob belongs to one organization: the IdP signs him in to it.
-    idp.approve_device(json!({"email": "bob@example.com"}));
-    let (run, _) = bg.finish(Duration::from_secs(30));
+    let run = device_login_in(&idp, &sb, &dir, json!({"email": "bob@example.com"}));
     run.ok();
     assert!(run.stderr.contains("does not exist yet"), "{}", run.stderr);
     let contexts = sb.contexts_json();
