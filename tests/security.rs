@@ -762,6 +762,18 @@ fn in_a_hand_written_store_keys_win_over_names() {
     let sb = store_at(&base, &[("org_a", "org_b"), ("org_b", "b")]);
     let token = sb.run(&["--context", "org_b", "token"]);
     assert!(token.ok().stdout.starts_with("at_org_b"), "{token:#?}");
+    // The prompt names the context the token came from, through the index and the names file.
+    sb.run(&["contexts"]).ok();
+    assert_eq!(sb.run(&["--context", "org_b", "prompt"]).ok().stdout, "b\n");
+    let mut env = sb.cmd();
+    let out = env
+        .env("MYCLI_CONTEXT", "org_b")
+        .arg("prompt")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "b\n");
+    std::fs::remove_file(sb.path("cache/names")).unwrap();
+    assert_eq!(sb.run(&["--context", "org_b", "prompt"]).ok().stdout, "b\n");
     sb.run(&["switch", "org_b"]).ok();
     assert_eq!(sb.run(&["current"]).ok().stdout.trim(), "b");
     sb.run(&["logout", "org_b"]).ok();

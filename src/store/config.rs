@@ -221,8 +221,14 @@ impl Config {
     /// matches.
     pub fn indexed_name(paths: &Paths, query: &str, by_name: bool) -> Option<Option<String>> {
         let meta = std::fs::metadata(paths.config()).ok()?;
+        let fingerprint = Fingerprint::of(&meta);
+        if let Ok(text) = std::fs::read_to_string(paths.names())
+            && let Some(found) = index::name_in_names(&text, fingerprint, query, by_name)
+        {
+            return Some(found);
+        }
         let text = std::fs::read_to_string(paths.index()).ok()?;
-        index::name_of(&text, Fingerprint::of(&meta), query, by_name)
+        index::name_of(&text, fingerprint, query, by_name)
     }
 
     /// Reads only the `current` pointer, without parsing the contexts (the hot path of
@@ -527,6 +533,18 @@ fn write_index(paths: &Paths, fingerprint: Fingerprint, config: &Config) {
             &paths.index(),
             index::encode(fingerprint, config, config.contexts.len()).as_bytes(),
         );
+        let pairs = config
+            .contexts
+            .iter()
+            .map(|(key, ctx)| (key.as_str(), ctx.name.as_str()));
+        match index::encode_names(fingerprint, pairs) {
+            Some(names) => {
+                let _ = atomic::write_unsynced(&paths.names(), names.as_bytes());
+            }
+            None => {
+                let _ = std::fs::remove_file(paths.names());
+            }
+        }
     }
 }
 

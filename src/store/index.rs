@@ -118,6 +118,57 @@ pub fn name_of(
     Some(found)
 }
 
+/// `cache/names`: every context's key and name, a `KEY<TAB>NAME` line each, under the index's
+/// header. `mycli prompt` finds one name there in microseconds, where the index holds every
+/// field of every context. `None` when a key or a name holds a tab or a line break, which the
+/// format cannot hold (prompt then reads the index).
+pub fn encode_names<'a>(
+    fingerprint: Fingerprint,
+    pairs: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
+) -> Option<String> {
+    let count = pairs.len();
+    let mut body = String::new();
+    for (key, name) in pairs {
+        if key.contains(['\t', '\n', '\r']) || name.contains(['\t', '\n', '\r']) {
+            return None;
+        }
+        body.push_str(key);
+        body.push('\t');
+        body.push_str(name);
+        body.push('\n');
+    }
+    Some(format!(
+        "{}{count}\t{}\t{:016x}\n{body}",
+        fingerprint.prefix(),
+        body.len(),
+        checksum(body.as_bytes())
+    ))
+}
+
+/// Like `name_of`, from `cache/names`: the context keyed `query` (keys win, as in
+/// `Config::find`), else, when `by_name`, the one named `query`.
+pub fn name_in_names(
+    text: &str,
+    fingerprint: Fingerprint,
+    query: &str,
+    by_name: bool,
+) -> Option<Option<String>> {
+    let (count, body) = whole_body(text, fingerprint)?;
+    let mut named = None;
+    let mut lines = 0;
+    for line in body.lines() {
+        lines += 1;
+        let (key, name) = line.split_once('\t')?;
+        if key == query {
+            return Some(Some(name.to_string()));
+        }
+        if by_name && named.is_none() && name == query {
+            named = Some(name.to_string());
+        }
+    }
+    (lines == count).then_some(named)
+}
+
 /// Serde seeds that walk the index's JSON for one context's name, skipping everything else
 /// without allocating it.
 mod names {
@@ -128,7 +179,7 @@ mod names {
 
     /// The whole config: only `contexts` is looked into.
     pub struct InConfig<'q>(pub &'q str, pub bool);
-    /// The `contexts` map: the name matching the query wins over the key matching it.
+    /// The `contexts` map: the key matching the query wins over the name matching it.
     struct InContexts<'q>(&'q str, bool);
     /// One context: its `name`.
     struct Name;
@@ -174,13 +225,14 @@ mod names {
             let (mut by_name, mut by_key) = (None, None);
             while let Some(key) = map.next_key::<Cow<'de, str>>()? {
                 let name = map.next_value_seed(Name)?;
-                if self.1 && by_name.is_none() && name.as_deref() == Some(self.0) {
-                    by_name = name;
-                } else if key == self.0 {
+                if key == self.0 {
                     by_key = name;
+                } else if self.1 && by_name.is_none() && name.as_deref() == Some(self.0) {
+                    by_name = name;
                 }
             }
-            Ok(by_name.or(by_key))
+            // Keys win, as in `Config::find`: an organization id always means that organization.
+            Ok(by_key.or(by_name))
         }
     }
 
@@ -279,6 +331,31 @@ mod tests {
     };
 
     #[test]
+    fn the_names_file_answers_like_the_index_and_only_when_whole() {
+        let pairs = [("org_a", "alpha"), ("org_b", "org_a"), ("org_c", "gamma")];
+        let text = encode_names(FP, pairs.iter().copied()).unwrap();
+        let find = |t: &str, q: &str, by_name: bool| name_in_names(t, FP, q, by_name);
+        assert_eq!(find(&text, "org_c", false), Some(Some("gamma".into())));
+        assert_eq!(find(&text, "gamma", true), Some(Some("gamma".into())));
+        assert_eq!(
+            find(&text, "gamma", false),
+            Some(None),
+            "a key query ignores names"
+        );
+        assert_eq!(find(&text, "nope", true), Some(None));
+        // A hand-written clash: the key wins, as in Config::find.
+        assert_eq!(find(&text, "org_a", true), Some(Some("alpha".into())));
+        // Another fingerprint, a cut or a changed byte: no answer, so the index is asked.
+        let other = Fingerprint { len: 9, ..FP };
+        assert_eq!(name_in_names(&text, other, "org_c", false), None);
+        assert_eq!(find(&text[..text.len() - 3], "org_a", false), None);
+        assert_eq!(find(&text.replace("gamma", "gammb"), "org_a", false), None);
+        // What the format cannot hold is not written.
+        assert!(encode_names(FP, [("org_a", "a\tb")].iter().copied()).is_none());
+        assert!(encode_names(FP, [("org\na", "a")].iter().copied()).is_none());
+    }
+
+    #[test]
     fn round_trips_every_field() {
         let c = sample();
         let back = dec(&enc(&c), FP).unwrap();
@@ -293,11 +370,9 @@ mod tests {
         c.contexts.insert("org_z".into(), other);
         let text = enc(&c);
         assert_eq!(name_of(&text, FP, "a", true), Some(Some("a".into())));
-        // A name wins over a key, as `Config::find` has it; keys alone when asked.
-        assert_eq!(
-            name_of(&text, FP, "org_a", true),
-            Some(Some("org_a".into()))
-        );
+        // A key wins over a name, as `Config::find` has it (an organization id always means
+        // that organization); keys alone when asked.
+        assert_eq!(name_of(&text, FP, "org_a", true), Some(Some("a".into())));
         assert_eq!(name_of(&text, FP, "org_a", false), Some(Some("a".into())));
         assert_eq!(name_of(&text, FP, "a", false), Some(None));
         assert_eq!(

@@ -68,6 +68,11 @@ impl Paths {
         self.cache().join("config.index")
     }
 
+    /// Every context's key and name, for `mycli prompt` (derived like the index).
+    pub fn names(&self) -> PathBuf {
+        self.cache().join("names")
+    }
+
     pub fn credentials(&self) -> PathBuf {
         self.dir.join("credentials.toml")
     }
