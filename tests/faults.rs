@@ -980,37 +980,6 @@ fn a_busy_credentials_lock_fails_the_refresh_before_the_secret_is_spent() {
     w.assert_no_secrets();
 }
 
-/// `sh -c SCRIPT` in a private mount namespace (where it may mount a small tmpfs), with the
-/// sandbox's environment; `None` when this machine cannot make one.
-fn in_mount_namespace(w: &World, script: &str) -> Option<Run> {
-    let probe = Command::new("unshare").args(["-Urm", "true"]).output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: `unshare -Urm` is not available here");
-        return None;
-    }
-    let cmd = w.sb.cmd();
-    let program = cmd.get_program().to_owned();
-    let envs: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)> = cmd
-        .get_envs()
-        .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
-        .collect();
-    let mut ns = Command::new("unshare");
-    ns.env_clear()
-        .args(["-Urm", "sh", "-c", script])
-        .env("MYCLI", &program);
-    for (k, v) in envs {
-        if let Some(v) = v {
-            ns.env(k, v);
-        }
-    }
-    let out = ns.output().unwrap();
-    Some(Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    })
-}
-
 #[test]
 fn a_full_disk_fails_the_refresh_before_the_secret_is_spent() {
     let mut w = World::new();
@@ -1032,7 +1001,7 @@ fn a_full_disk_fails_the_refresh_before_the_secret_is_spent() {
          exit $rc\n",
         mnt = mnt.display()
     );
-    let Some(run) = in_mount_namespace(&w, &script) else {
+    let Some(run) = in_mount_namespace(&w.sb, &script) else {
         return;
     };
     w.record("token (disk full)", &run, true);

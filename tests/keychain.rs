@@ -825,3 +825,60 @@ fn logout_with_a_locked_keychain_keeps_the_context_and_says_where_the_secret_is(
     assert_eq!(keychain_secret(&sb, "org_acme"), None);
     assert!(sb.contexts_json().is_empty());
 }
+
+#[test]
+fn a_login_whose_store_fills_up_during_the_sign_in_leaves_no_secret_behind() {
+    let Some(_keyring) = keyring() else { return };
+    let idp = idp();
+    let mut sb = keychain_sandbox(&idp);
+    sb.set("MYCLI_CREDENTIAL_STORE", "keychain");
+    // The store lives on a 256 KiB tmpfs that fills up while the user approves the code: the
+    // refresh token reaches the keychain, config.toml cannot be written.
+    let mnt = sb.tmp.path().join("small");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let (err, filled) = (
+        sb.tmp.path().join("login.err"),
+        sb.tmp.path().join("filled"),
+    );
+    let script = format!(
+        "set -u\n\
+         mount -t tmpfs -o size=256k tmpfs '{mnt}' || exit 97\n\
+         export MYCLI_CONFIG_DIR='{mnt}/store'\n\
+         \"$MYCLI\" login --device --org org_acme --name acme 2>'{err}' &\n\
+         pid=$!\n\
+         i=0\n\
+         until grep -q 'enter the code' '{err}' 2>/dev/null; do\n\
+           i=$((i+1)); [ $i -gt 400 ] && exit 96; sleep 0.05\n\
+         done\n\
+         dd if=/dev/zero of='{mnt}/filler' bs=4k 2>/dev/null\n\
+         touch '{filled}'\n\
+         wait $pid\n",
+        mnt = mnt.display(),
+        err = err.display(),
+        filled = filled.display(),
+    );
+    let run = std::thread::scope(|scope| {
+        let login = scope.spawn(|| in_mount_namespace(&sb, &script));
+        let approved = wait_for(Duration::from_secs(20), || {
+            filled.exists() || login.is_finished()
+        });
+        if approved && filled.exists() {
+            idp.approve_device(json!({}));
+        }
+        login.join().unwrap()
+    });
+    let Some(run) = run else { return };
+    let stderr = std::fs::read_to_string(&err).unwrap_or_default();
+    assert_ne!(run.code, Some(97), "no tmpfs: {run:#?}");
+    assert_eq!(run.code, Some(1), "{stderr}\n{run:#?}");
+    assert!(stderr.contains("No space left"), "{stderr}");
+    assert!(stderr.contains("nothing was stored"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // Nothing names the secret, so nothing may keep it.
+    let account = format!("org_acme ({})", mnt.join("store").display());
+    let out = secret_tool(&["lookup", "service", "mycli", "username", &account]);
+    assert!(
+        out.stdout.is_empty(),
+        "the new refresh token was left in the keychain with no context to reach it"
+    );
+}

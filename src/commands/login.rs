@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::select::Selection;
 use crate::session;
 use crate::store::credentials::Preference;
-use crate::store::tokens::CachedToken;
+use crate::store::tokens::{self, CachedToken};
 use crate::store::write::SessionWrite;
 use crate::store::{self, Config, ConfigLock, Context, Method, NO_ORG_KEY, ProviderKind};
 use crate::time;
@@ -603,7 +603,7 @@ fn save(
         access_token: session.access_token.clone(),
         issued_at: Some(app.now()),
     });
-    cached?;
+    let is_new = existing.is_none();
     let ctx = Context {
         name: name.clone(),
         organization_name: session
@@ -627,7 +627,34 @@ fn save(
     };
     config.contexts.insert(key.clone(), ctx);
     config.set_current(&key);
-    cache_done.config(&lock, &config)?;
+    if let Err(e) = cache_done.config(&lock, &config) {
+        if !is_new {
+            // The context stays as it was, and its new secret (already saved) is the one that
+            // works: the session is kept, only this login's details are not.
+            return Err(e);
+        }
+        // A new context that config.toml cannot name: its secret would be unreachable, so it
+        // goes too (the disk may have filled during the sign-in).
+        let removed = creds.delete(&context_lock, saved.storage);
+        tokens::remove(&app.paths, &context_lock);
+        return Err(Error {
+            message: match removed {
+                Ok(()) => format!("{}; nothing was stored", e.message),
+                Err(why) => format!(
+                    "{}, and the new refresh token could not be removed either ({})",
+                    e.message, why.message
+                ),
+            },
+            ..e
+        });
+    }
+    if let Err(e) = cached {
+        // The secret is saved: without the cache the next command refreshes, nothing more.
+        app.ui.warn(&format!(
+            "could not cache the access token ({}); the next command will refresh it",
+            e.message
+        ));
+    }
 
     app.ui.say(&format!(
         "Signed in to {} as {} with {}. Context {name:?} is now current.",

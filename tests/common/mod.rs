@@ -517,3 +517,34 @@ impl DeadPort {
         }
     }
 }
+
+/// `sh -c SCRIPT` in a private mount namespace (where it may mount a small tmpfs), with the
+/// sandbox's environment; `None` when this machine cannot make one.
+pub fn in_mount_namespace(sb: &Sandbox, script: &str) -> Option<Run> {
+    let probe = Command::new("unshare").args(["-Urm", "true"]).output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: `unshare -Urm` is not available here");
+        return None;
+    }
+    let cmd = sb.cmd();
+    let program = cmd.get_program().to_owned();
+    let envs: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)> = cmd
+        .get_envs()
+        .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
+        .collect();
+    let mut ns = Command::new("unshare");
+    ns.env_clear()
+        .args(["-Urm", "sh", "-c", script])
+        .env("MYCLI", &program);
+    for (k, v) in envs {
+        if let Some(v) = v {
+            ns.env(k, v);
+        }
+    }
+    let out = ns.output().unwrap();
+    Some(Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
