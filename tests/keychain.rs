@@ -873,6 +873,11 @@ fn a_login_whose_store_fills_up_during_the_sign_in_leaves_no_secret_behind() {
     assert_eq!(run.code, Some(1), "{stderr}\n{run:#?}");
     assert!(stderr.contains("No space left"), "{stderr}");
     assert!(stderr.contains("nothing was stored"), "{stderr}");
+    assert!(
+        stderr.contains("the session it created was ended at the identity provider"),
+        "{stderr}"
+    );
+    assert_eq!(idp.stats()["logouts"], 1, "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     // Nothing names the secret, so nothing may keep it.
     let account = format!("org_acme ({})", mnt.join("store").display());

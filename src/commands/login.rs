@@ -196,7 +196,21 @@ pub fn run(app: &App, mut args: LoginArgs) -> Result<()> {
     }
     crate::interrupt::note_on_cancel(None);
     let offset = http.server_offset();
-    save(app, &args, pref, &provider_config, session, method)?;
+    let key = session
+        .organization_id
+        .clone()
+        .unwrap_or_else(|| NO_ORG_KEY.to_string());
+    if let Err(err) = save(app, &args, pref, &provider_config, session.clone(), method) {
+        // A session that no context here names (a new one whose save failed) would live on at
+        // the IdP with nothing to end it: end it now. A re-login keeps its context, whose
+        // secret may already be the new one.
+        let unnamed = Config::load(&app.paths).is_ok_and(|c| !c.contexts.contains_key(&key));
+        if !unnamed {
+            return Err(err);
+        }
+        let ended = auth::block_on(async { Ok(end_refused(&http, &provider, &session).await) })?;
+        return Err(with_end(err, ended));
+    }
     if offset != 0 {
         app.ui.warn(&format!(
             "this machine's clock is {} s {} the identity provider's; mycli corrects its token times for it, but other programs will not",
