@@ -689,3 +689,97 @@ fn access_denied_in_the_browser_stores_nothing() {
     e.run(&["current"]).code(1);
     e.finish();
 }
+
+/// Starts `mycli login --org ORG --no-browser` and returns it with the authorize URL it
+/// printed (stderr keeps being read into the returned thread).
+fn login_printing_the_url(
+    e: &E2e,
+    org: &str,
+) -> (
+    std::process::Child,
+    url::Url,
+    std::thread::JoinHandle<String>,
+) {
+    let mut child =
+        e.sb.cmd()
+            .args(["login", "--org", org, "--no-browser"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            all.push_str(&line);
+            all.push('\n');
+            let _ = tx.send(line);
+        }
+        all
+    });
+    let url = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("mycli never printed the authorize URL");
+        if let Some(u) = line.trim().strip_prefix(&format!("{}/auth?", e.idp.base)) {
+            break url::Url::parse(&format!("{}/auth?{u}", e.idp.base)).unwrap();
+        }
+    };
+    (child, url, reader)
+}
+
+fn query(url: &url::Url, name: &str) -> String {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("no {name} in {url}"))
+}
+
+#[test]
+fn a_callback_without_iss_is_refused_when_the_provider_promises_iss() {
+    // oidc-provider advertises authorization_response_iss_parameter_supported: RFC 9207 §2.4
+    // then requires the client to reject an authorization response without `iss`: such a
+    // response (here with our state, as a mix-up attack delivers it) did not come from this
+    // provider, and its code must never reach the token endpoint.
+    let e = E2e::start(&[]);
+    let (mut child, url, reader) = login_printing_the_url(&e, "org_acme");
+    assert_eq!(query(&url, "code_challenge_method"), "S256");
+    let redirect = query(&url, "redirect_uri");
+    let state = query(&url, "state");
+    let mut callback = url::Url::parse(&redirect).unwrap();
+    callback
+        .query_pairs_mut()
+        .append_pair("code", "from-another-provider")
+        .append_pair("state", &state);
+    let resp = ureq::get(callback.as_str())
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+
+    let end = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < end, "mycli kept waiting");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = reader.join().unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("iss") && stderr.contains("RFC 9207"),
+        "{stderr}"
+    );
+    assert_eq!(
+        e.stat("token_requests"),
+        0,
+        "the code was redeemed: {stderr}"
+    );
+    assert!(e.sb.contexts_json().is_empty());
+    e.finish();
+}

@@ -60,8 +60,15 @@ impl Loopback {
     }
 
     /// Serves until a callback with our `state` arrives or `timeout` passes. The listener is
-    /// dropped on return, releasing the port.
-    pub async fn wait(self, state: &Secret, issuer: &str, timeout: Duration) -> Result<Secret> {
+    /// dropped on return, releasing the port. `iss_required`: the provider promised an `iss`
+    /// on its responses (RFC 9207), so one without it is refused.
+    pub async fn wait(
+        self,
+        state: &Secret,
+        issuer: &str,
+        iss_required: bool,
+        timeout: Duration,
+    ) -> Result<Secret> {
         let (tx, mut rx) = mpsc::channel::<Callback>(1);
         // Connections being served, oldest first. When every slot is taken the oldest is
         // closed: a browser sends its request at once, so the oldest is the likeliest to be
@@ -70,6 +77,7 @@ impl Loopback {
         let expected = Arc::new(Expected {
             state: state.clone(),
             issuer: issuer.to_string(),
+            iss_required,
         });
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
@@ -114,6 +122,7 @@ impl Loopback {
 struct Expected {
     state: Secret,
     issuer: String,
+    iss_required: bool,
 }
 
 /// Serves one connection; returns a callback when it carried our state.
@@ -188,6 +197,26 @@ async fn serve(mut stream: TcpStream, expected: &Expected) -> Option<Callback> {
             .with_hint(
                 "run `mycli login` again and finish the sign-in in the browser window it opens; \
                  another identity provider answered this one",
+            ),
+        ));
+    }
+    if params.iss.is_none() && expected.iss_required {
+        respond(
+            &mut stream,
+            400,
+            "Sign-in failed",
+            "The response did not say which identity provider sent it.",
+        )
+        .await;
+        return Some(Callback::Error(
+            Error::failure(format!(
+                "the sign-in response carries no iss, which {:?} promises on every response \
+                 (RFC 9207); refusing it",
+                expected.issuer
+            ))
+            .with_hint(
+                "run `mycli login` again and finish the sign-in in the browser window it opens; \
+                 another identity provider may have answered this one",
             ),
         ));
     }

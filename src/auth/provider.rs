@@ -276,6 +276,9 @@ struct Discovery {
     end_session_endpoint: Option<String>,
     #[serde(default)]
     code_challenge_methods_supported: Option<Vec<String>>,
+    /// RFC 9207 §3: `true` promises an `iss` on every authorization response.
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: Option<Value>,
 }
 
 /// A provider with its endpoints known.
@@ -287,6 +290,9 @@ pub struct Provider {
     pub revocation: Option<String>,
     /// WorkOS: the session logout endpoint.
     pub logout: Option<String>,
+    /// The provider promised `iss` on authorization responses (RFC 9207): one without it
+    /// is refused.
+    pub iss_required: bool,
 }
 
 impl Provider {
@@ -301,6 +307,7 @@ impl Provider {
                     device: Some(format!("{base}/user_management/authorize/device")),
                     revocation: None,
                     logout: Some(format!("{base}/user_management/sessions/logout")),
+                    iss_required: false,
                     config,
                 })
             }
@@ -352,6 +359,8 @@ impl Provider {
                     device: doc.device_authorization_endpoint,
                     revocation: doc.revocation_endpoint,
                     logout: None,
+                    iss_required: doc.authorization_response_iss_parameter_supported
+                        == Some(Value::Bool(true)),
                     config,
                 })
             }
@@ -861,6 +870,7 @@ mod tests {
                 device: None,
                 revocation: None,
                 logout: None,
+                iss_required: false,
             }
         }
 

@@ -293,7 +293,12 @@ async fn sign_in_pkce(
     app.ui
         .say("Waiting for the sign-in to finish (Ctrl-C to cancel)...");
     let code = loopback
-        .wait(&state, &provider.config.issuer, login_timeout())
+        .wait(
+            &state,
+            &provider.config.issuer,
+            provider.iss_required,
+            login_timeout(),
+        )
         .await?;
     let reply = provider
         .exchange_code(http, &code, &pkce.verifier, &redirect_uri, &nonce)
