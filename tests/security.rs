@@ -1188,3 +1188,96 @@ fn logout_ends_the_session_without_the_token_cache() {
     );
     assert_eq!(idp.count("/sessions/logout"), 1, "{:?}", idp.log);
 }
+
+/// An OIDC issuer on a scripted server whose discovery document is `doc(issuer)`; every other
+/// request is logged (path and query) and refused with `access_denied`.
+fn discovery_idp(
+    doc: impl Fn(&str) -> Value + Send + Sync + 'static,
+) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    let issuer = Arc::new(std::sync::OnceLock::<String>::new());
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (issuer2, log2) = (issuer.clone(), log.clone());
+    let base = hostile_idp(move |req| {
+        let i = issuer2.get().cloned().unwrap_or_default();
+        if req.path == "/.well-known/openid-configuration" {
+            return Response::json(doc(&i));
+        }
+        let mut query: Vec<_> = req.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        query.sort();
+        log2.lock()
+            .unwrap()
+            .push(format!("{} {}", req.path, query.join("&")));
+        Response::new(
+            400,
+            "application/json",
+            json!({"error": "access_denied"}).to_string(),
+        )
+    });
+    issuer.set(base.clone()).unwrap();
+    (base, log)
+}
+
+#[test]
+fn a_discovery_document_without_a_required_endpoint_names_it() {
+    for missing in ["issuer", "authorization_endpoint", "token_endpoint"] {
+        let (base, log) = discovery_idp(move |i| {
+            let mut doc = json!({
+                "issuer": i,
+                "authorization_endpoint": format!("{i}/authorize"),
+                "token_endpoint": format!("{i}/token"),
+                "device_authorization_endpoint": format!("{i}/device"),
+            });
+            doc[missing] = Value::Null;
+            doc
+        });
+        let run = oidc_device_login(&base);
+        run.code(1);
+        assert!(
+            run.stderr.contains(&format!("no {missing}")),
+            "{missing}: {run:#?}"
+        );
+        assert_error_and_hint(&run);
+        assert!(log.lock().unwrap().is_empty(), "{:?}", log.lock().unwrap());
+    }
+}
+
+#[test]
+fn an_endpoint_with_a_query_is_used_and_a_bad_one_is_named_as_an_endpoint() {
+    // RFC 6749 §3.1: an endpoint URL may carry a query (a policy such as `?p=POLICY`), to be
+    // kept when parameters are added.
+    let (base, log) = discovery_idp(|i| {
+        json!({
+            "issuer": i,
+            "authorization_endpoint": format!("{i}/authorize?p=b2c_1_signin"),
+            "token_endpoint": format!("{i}/token?p=b2c_1_signin"),
+            "device_authorization_endpoint": format!("{i}/device?p=b2c_1_signin"),
+        })
+    });
+    let run = oidc_device_login(&base);
+    run.code(1);
+    assert!(!run.stderr.contains("unsafe endpoint"), "{run:#?}");
+    assert!(run.stderr.contains("access_denied"), "{run:#?}");
+    let log = log.lock().unwrap().clone();
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("/device ") && l.contains("p=b2c_1_signin")),
+        "the device endpoint was not asked with its query: {log:?}"
+    );
+
+    // An endpoint that is no URL: the error says which, and does not call it the issuer.
+    let (base, log) = discovery_idp(|i| {
+        json!({
+            "issuer": i,
+            "authorization_endpoint": format!("{i}/authorize"),
+            "token_endpoint": "/token",
+        })
+    });
+    let run = oidc_device_login(&base);
+    run.code(1);
+    assert!(
+        run.stderr.contains("token_endpoint") && !run.stderr.contains("issuer \"/token\""),
+        "{run:#?}"
+    );
+    assert_error_and_hint(&run);
+    assert!(log.lock().unwrap().is_empty());
+}

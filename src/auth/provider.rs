@@ -145,24 +145,37 @@ pub fn check_issuer(issuer: &str) -> Result<String> {
     Ok(issuer.trim_end_matches('/').to_string())
 }
 
-/// An endpoint a discovery document publishes: https, or plain http on loopback only for a
-/// loopback issuer. An https issuer pointing at `http://127.0.0.1` would send the refresh token
-/// in clear text to whatever local process holds that port.
-fn check_endpoint(issuer: &str, endpoint: &str) -> Result<()> {
+/// An endpoint a discovery document publishes (`name` is its key): an absolute https URL, or
+/// plain http on loopback only for a loopback issuer. An https issuer pointing at
+/// `http://127.0.0.1` would send the refresh token in clear text to whatever local process
+/// holds that port. A query is kept (RFC 6749 §3.1 allows one), a fragment is not.
+fn check_endpoint(issuer: &str, name: &str, endpoint: &str) -> Result<()> {
     let unsafe_endpoint = |why: String| {
-        Error::failure(format!("the provider published an unsafe endpoint: {why}")).with_hint(
-            "the identity provider's discovery document is wrong; tell its administrators",
-        )
-    };
-    check_issuer(endpoint).map_err(|e| unsafe_endpoint(e.message))?;
-    let plain = endpoint
-        .get(..7)
-        .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
-    if plain && !issuer.starts_with("http://") {
-        return Err(unsafe_endpoint(format!(
-            "{} is plain http, but the issuer {issuer} is https",
+        Error::failure(format!(
+            "the provider published an unsafe endpoint: its {name} {:?} {why}",
             http::clean(endpoint)
-        )));
+        ))
+        .with_hint("the identity provider's discovery document is wrong; tell its administrators")
+    };
+    let url =
+        url::Url::parse(endpoint).map_err(|e| unsafe_endpoint(format!("is not a URL ({e})")))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if !is_loopback(&url) => {
+            return Err(unsafe_endpoint(
+                "is plain http to a host that is not loopback".into(),
+            ));
+        }
+        "http" if !issuer.starts_with("http://") => {
+            return Err(unsafe_endpoint(format!(
+                "is plain http, but the issuer {issuer} is https"
+            )));
+        }
+        "http" => {}
+        other => return Err(unsafe_endpoint(format!("is {other}://, not https://"))),
+    }
+    if url.fragment().is_some() {
+        return Err(unsafe_endpoint("has a fragment (#...)".into()));
     }
     Ok(())
 }
@@ -263,11 +276,16 @@ pub struct DeviceAuthorization {
     pub interval: Option<f64>,
 }
 
+/// The discovery document. The three required members are optional here so that a document
+/// without one is reported by name, not as an answer mycli does not understand.
 #[derive(Debug, Deserialize)]
 struct Discovery {
-    issuer: String,
-    authorization_endpoint: String,
-    token_endpoint: String,
+    #[serde(default)]
+    issuer: Option<String>,
+    #[serde(default)]
+    authorization_endpoint: Option<String>,
+    #[serde(default)]
+    token_endpoint: Option<String>,
     #[serde(default)]
     device_authorization_endpoint: Option<String>,
     #[serde(default)]
@@ -326,10 +344,23 @@ impl Provider {
                         .with_hint("check the issuer URL"));
                     }
                 };
-                if doc.issuer.trim_end_matches('/') != config.issuer {
+                let required = |name: &str, value: Option<String>| {
+                    value.ok_or_else(|| {
+                        Error::failure(format!("the OpenID configuration at {url} has no {name}"))
+                            .with_hint(
+                                "the identity provider's discovery document is incomplete; tell \
+                             its administrators",
+                            )
+                    })
+                };
+                let issuer = required("issuer", doc.issuer)?;
+                let authorization_endpoint =
+                    required("authorization_endpoint", doc.authorization_endpoint)?;
+                let token_endpoint = required("token_endpoint", doc.token_endpoint)?;
+                if issuer.trim_end_matches('/') != config.issuer {
                     return Err(Error::failure(format!(
                         "the discovery document names the issuer {:?}, not {:?}",
-                        http::clean(&doc.issuer),
+                        http::clean(&issuer),
                         config.issuer
                     ))
                     .with_hint("use the issuer URL exactly as the provider publishes it"));
@@ -345,17 +376,23 @@ impl Provider {
                          this client",
                     ));
                 }
-                for endpoint in [&doc.authorization_endpoint, &doc.token_endpoint]
-                    .into_iter()
-                    .chain(doc.device_authorization_endpoint.as_ref())
-                    .chain(doc.revocation_endpoint.as_ref())
-                {
-                    check_endpoint(&config.issuer, endpoint)?;
+                for (name, endpoint) in [
+                    ("authorization_endpoint", Some(&authorization_endpoint)),
+                    ("token_endpoint", Some(&token_endpoint)),
+                    (
+                        "device_authorization_endpoint",
+                        doc.device_authorization_endpoint.as_ref(),
+                    ),
+                    ("revocation_endpoint", doc.revocation_endpoint.as_ref()),
+                ] {
+                    if let Some(endpoint) = endpoint {
+                        check_endpoint(&config.issuer, name, endpoint)?;
+                    }
                 }
                 let _ = doc.end_session_endpoint;
                 Ok(Provider {
-                    authorize: doc.authorization_endpoint,
-                    token: doc.token_endpoint,
+                    authorize: authorization_endpoint,
+                    token: token_endpoint,
                     device: doc.device_authorization_endpoint,
                     revocation: doc.revocation_endpoint,
                     logout: None,
@@ -728,7 +765,10 @@ pub async fn kind_mismatch(http: &Http, config: &ProviderConfig) -> Option<Error
         ),
     };
     let looks_like_other = match config.kind {
-        ProviderKind::Workos => matches!(http.get_json::<Discovery>(&url).await, Ok(Reply::Ok(_))),
+        ProviderKind::Workos => matches!(
+            http.get_json::<Discovery>(&url).await,
+            Ok(Reply::Ok(d)) if d.issuer.is_some() && d.token_endpoint.is_some()
+        ),
         ProviderKind::Oidc => matches!(
             http.get_json::<Value>(&url).await,
             Ok(Reply::Ok(v)) if v.get("keys").is_some_and(Value::is_array)
@@ -826,14 +866,19 @@ mod tests {
 
     #[test]
     fn an_https_issuer_may_not_publish_plain_http_endpoints() {
+        let check =
+            |issuer: &str, endpoint: &str| check_endpoint(issuer, "token_endpoint", endpoint);
         let https = "https://idp.example.com";
-        assert!(check_endpoint(https, "https://idp.example.com/token").is_ok());
-        assert!(check_endpoint(https, "http://127.0.0.1:8080/token").is_err());
-        assert!(check_endpoint(https, "HTTP://localhost/token").is_err());
-        assert!(check_endpoint(https, "http://evil.example.com/token").is_err());
+        assert!(check(https, "https://idp.example.com/token").is_ok());
+        assert!(check(https, "https://idp.example.com/token?p=policy").is_ok());
+        assert!(check(https, "https://idp.example.com/token#x").is_err());
+        assert!(check(https, "/token").is_err());
+        assert!(check(https, "http://127.0.0.1:8080/token").is_err());
+        assert!(check(https, "HTTP://localhost/token").is_err());
+        assert!(check(https, "http://evil.example.com/token").is_err());
         let loopback = "http://127.0.0.1:4000";
-        assert!(check_endpoint(loopback, "http://127.0.0.1:4000/token").is_ok());
-        assert!(check_endpoint(loopback, "http://evil.example.com/token").is_err());
+        assert!(check(loopback, "http://127.0.0.1:4000/token").is_ok());
+        assert!(check(loopback, "http://evil.example.com/token").is_err());
     }
 
     #[test]
