@@ -232,7 +232,7 @@ fn find_pin_from(start: &Path, ceilings: &std::ffi::OsStr) -> Result<Option<(Pat
 /// directory anyone may write to (`/tmp`): there it is not a pin of this tree but a trap.
 fn read_pin(path: &Path) -> Result<Option<Pin>> {
     use std::io::Read;
-    let file = match open_no_wait(path) {
+    let file = match crate::store::files::open_no_wait(path) {
         Ok(file) => file,
         Err(e)
             if matches!(
@@ -265,19 +265,6 @@ fn read_pin(path: &Path) -> Result<Option<Pin>> {
         return Err(bad_pin(path, None, "larger than a pin can be"));
     }
     parse_pin(&text, path).map(Some)
-}
-
-/// Opens `path` for reading without waiting: opening a FIFO for reading would otherwise block
-/// until something writes to it, and `token` (and every shell prompt) with it.
-fn open_no_wait(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits().cast_signed());
-    }
-    options.open(path)
 }
 
 /// Whether the file at `path` was put there by another user (not root) in a directory anyone

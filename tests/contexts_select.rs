@@ -1557,3 +1557,47 @@ fn pin_replaces_a_symlinked_pin_never_the_file_it_points_to() {
         "tok-pinned"
     );
 }
+
+/// `mycli ARGS`, failing the test instead of hanging when it does not end within 5 s.
+fn bounded(sb: &Sandbox, args: &[&str]) -> Run {
+    let mut cmd = sb.cmd();
+    cmd.args(args);
+    Bg::start(cmd, format!("mycli {}", args.join(" ")))
+        .finish(Duration::from_secs(5))
+        .0
+}
+
+fn mkfifo(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+}
+
+#[test]
+fn a_fifo_in_the_store_never_hangs_token_or_prompt() {
+    // `mycli prompt` runs in every shell prompt: a FIFO where a store file should be (made by
+    // a script or by mistake) must not freeze the shell.
+    let sb = store(&ORGS);
+    sb.run(&["contexts"]).ok();
+    // Derived files: ignored and rebuilt.
+    mkfifo(&sb.path("cache/config.index"));
+    mkfifo(&sb.path("cache/names"));
+    assert_eq!(bounded(&sb, &["prompt"]).ok().stdout, "cur\n");
+    assert_eq!(printed_token(&bounded(&sb, &["token"])), "tok-cur");
+    assert!(
+        bounded(&sb, &["contexts", "-o", "name"])
+            .ok()
+            .stdout
+            .contains("pinned")
+    );
+    // The pointer itself: one clear error, at once.
+    mkfifo(&sb.path("current.toml"));
+    let run = bounded(&sb, &["token"]);
+    run.code(1);
+    assert!(run.stderr.contains("not a regular file"), "{}", run.stderr);
+    assert_eq!(run.stdout, "");
+    assert_eq!(bounded(&sb, &["prompt"]).ok().stdout, "");
+}

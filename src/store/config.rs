@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Paths;
 use super::atomic;
+use super::files;
 use super::index::{self, Fingerprint};
 use super::lock::LockGuard;
 use super::text;
@@ -142,7 +143,7 @@ impl Pointers {
     /// `current.toml`, or `None` when there is none.
     fn read(paths: &Paths) -> Result<Option<Pointers>> {
         let path = paths.pointers();
-        match std::fs::read_to_string(&path) {
+        match files::read_to_string(&path) {
             Ok(text) => toml::from_str(&text)
                 .map(Some)
                 .map_err(|e| text::corrupt(text::parse_error(&path, &text, &e))),
@@ -193,7 +194,7 @@ impl Config {
     /// Parses `config.toml` and writes the index of what was read, under `fingerprint`.
     fn read_and_index(paths: &Paths, fingerprint: Fingerprint) -> Result<Config> {
         let path = paths.config();
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, &e))?;
+        let text = files::read_to_string(&path).map_err(|e| Error::io("read", &path, &e))?;
         let config = Config::parse(&text, &path)?;
         write_index(paths, fingerprint, &config);
         Ok(config)
@@ -222,12 +223,12 @@ impl Config {
     pub fn indexed_name(paths: &Paths, query: &str, by_name: bool) -> Option<Option<String>> {
         let meta = std::fs::metadata(paths.config()).ok()?;
         let fingerprint = Fingerprint::of(&meta);
-        if let Ok(text) = std::fs::read_to_string(paths.names())
+        if let Ok(text) = files::read_to_string(&paths.names())
             && let Some(found) = index::name_in_names(&text, fingerprint, query, by_name)
         {
             return Some(found);
         }
-        let text = std::fs::read_to_string(paths.index()).ok()?;
+        let text = files::read_to_string(&paths.index()).ok()?;
         index::name_of(&text, fingerprint, query, by_name)
     }
 
@@ -504,7 +505,7 @@ pub(crate) fn index_is_current(paths: &Paths) -> Result<bool> {
         Err(e) => return Err(Error::io("read", &paths.config(), &e)),
     };
     let mut head = [0u8; 256];
-    let Ok(mut file) = std::fs::File::open(paths.index()) else {
+    let Ok(mut file) = files::open_no_wait(&paths.index()) else {
         return Ok(false);
     };
     let n = file.read(&mut head).unwrap_or(0);
@@ -512,7 +513,7 @@ pub(crate) fn index_is_current(paths: &Paths) -> Result<bool> {
 }
 
 fn read_index(paths: &Paths, fingerprint: Fingerprint) -> Option<Config> {
-    let text = std::fs::read_to_string(paths.index()).ok()?;
+    let text = files::read_to_string(&paths.index()).ok()?;
     index::decode(&text, fingerprint, Config::count)
 }
 
@@ -576,7 +577,7 @@ fn find_line(text: &str, needle: &str) -> Option<usize> {
 /// Reads a TOML file up to its first table header.
 fn read_top_level(path: &Path) -> std::io::Result<String> {
     use std::io::BufRead;
-    let mut reader = std::io::BufReader::new(std::fs::File::open(path)?);
+    let mut reader = std::io::BufReader::new(files::open_no_wait(path)?);
     let mut prefix = String::new();
     let mut line = String::new();
     while reader.read_line(&mut line)? > 0 {

@@ -216,7 +216,7 @@ impl<'a> Credentials<'a> {
 
     fn file_read(&self) -> Result<BTreeMap<String, FileEntry>> {
         let path = self.paths.credentials();
-        match std::fs::read_to_string(&path) {
+        match super::files::read_to_string(&path) {
             Ok(text) => toml::from_str(&text)
                 .map_err(|e| super::text::corrupt(super::text::parse_error(&path, &text, &e))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),

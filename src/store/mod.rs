@@ -4,6 +4,7 @@
 pub mod atomic;
 pub mod config;
 pub mod credentials;
+pub mod files;
 pub mod index;
 pub mod lock;
 pub mod names;

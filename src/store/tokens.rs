@@ -38,7 +38,7 @@ impl CachedToken {
 /// The cached token of a context, if there is a readable one. Never fails: a missing or
 /// damaged cache only means the token must be fetched again.
 pub fn read(paths: &Paths, key: &str) -> Option<CachedToken> {
-    let bytes = std::fs::read(paths.token_cache(key)).ok()?;
+    let bytes = super::files::read(&paths.token_cache(key)).ok()?;
     let token: CachedToken = serde_json::from_slice(&bytes).ok()?;
     (token.key == key).then_some(token)
 }
@@ -76,7 +76,7 @@ fn remove_legacy(paths: &Paths, key: &str) {
 }
 
 fn remove_if_owned(path: &std::path::Path, key: &str) {
-    let owned = match std::fs::read(path) {
+    let owned = match super::files::read(path) {
         Ok(bytes) => serde_json::from_slice::<CachedToken>(&bytes).map_or(true, |t| t.key == key),
         Err(_) => false,
     };
