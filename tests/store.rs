@@ -835,6 +835,40 @@ fn writes_are_atomic_0600_and_locks_live_beside_the_store() {
 }
 
 #[test]
+fn temporary_files_a_killed_writer_left_are_removed_by_the_next_write_once_old() {
+    // A writer killed between creating its temporary file and renaming it leaves the file
+    // behind, in whichever directory of the store it was writing: the store itself or the
+    // derived caches under cache/ (which read-only commands rewrite).
+    let sb = two();
+    sb.run(&["contexts"]).ok();
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let mut old = Vec::new();
+    let mut young = Vec::new();
+    for dir in [sb.config_dir.clone(), sb.path("cache")] {
+        let abandoned = dir.join(".tmp-abandoned");
+        std::fs::write(&abandoned, "killed").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&abandoned)
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
+        old.push(abandoned);
+        // One younger than a minute may be another writer's, still at work.
+        let busy = dir.join(".tmp-busy");
+        std::fs::write(&busy, "writing").unwrap();
+        young.push(busy);
+    }
+    sb.run(&["rename", "acme", "acme-2"]).ok();
+    for path in &old {
+        assert!(!path.exists(), "{} outlived the next write", path.display());
+    }
+    for path in &young {
+        assert!(path.exists(), "{} was removed while young", path.display());
+    }
+}
+
+#[test]
 fn config_dir_flag_beats_the_environment() {
     let a = two();
     let b = store(&[("org_initech", "initech")], None);

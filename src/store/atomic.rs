@@ -19,8 +19,13 @@ pub fn write(path: &Path, contents: &[u8]) -> Result<()> {
 }
 
 /// Replaces `path` atomically but without fsync: for derived data that is rebuilt when lost.
+/// A killed writer leaves its temporary file here as anywhere else, so the same clean-up runs.
 pub fn write_unsynced(path: &Path, contents: &[u8]) -> Result<()> {
-    replace(path, contents, false, None, true)
+    replace(path, contents, false, None, true)?;
+    if let Some(dir) = path.parent() {
+        remove_abandoned(dir);
+    }
+    Ok(())
 }
 
 /// Replaces `path` with `contents` made readable by all (0644), like a file meant to be
