@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Fault injection and hostile input through the real binary: hostile traffic on the loopback
 //! redirect server during a real PKCE login, SIGKILL and SIGINT at awkward instants, two logins
-//! at once, an IdP that is down or hangs while another context is present, a hung lock holder.
+//! at once, an IdP that is down or hangs while another context is present, a hung lock holder,
+//! and a storm of commands over four contexts, signalled and killed at random.
 //!
 //! Every output of every command is kept and checked at the end: no panic text, no backtrace
 //! hint, no refresh or access token (except the one `mycli token` prints on stdout).
@@ -1153,4 +1154,542 @@ fn a_stderr_that_cannot_be_written_never_crashes_mycli() {
             assert_eq!(status.code(), Some(code), "{stderr} {args:?}: {status:?}");
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. A storm: many commands at once over four contexts, signalled and killed at random
+// ---------------------------------------------------------------------------------------------
+
+/// The storm's organizations and the names their contexts start with.
+const STORM: [(&str, &str); 4] = [
+    ("org_acme", "acme"),
+    ("org_globex", "globex"),
+    ("org_initech", "initech"),
+    ("org_umbrella", "umbrella"),
+];
+
+/// How long one storm command may run before it counts as hung.
+const HUNG: Duration = Duration::from_secs(20);
+
+/// A small PRNG (xorshift64*): the storm's choices. The seed is printed so that a failing
+/// storm can be replayed (`STORM_SEED=N`); the timing is the machine's.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+
+    fn pick<T: Copy>(&mut self, of: &[T]) -> T {
+        of[self.below(of.len() as u64) as usize]
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Op {
+    /// `token` of the current context.
+    Token,
+    /// `--context ORG token`.
+    TokenOf(usize),
+    /// `refresh ORG` (always a refresh).
+    Refresh(usize),
+    /// `login --org ORG` of a context that is signed in: renews nothing, switches.
+    Login(usize),
+    Switch(usize),
+    SwitchBack,
+    /// `rename ORG NAME`, to its first name (`false`) or another (`true`).
+    Rename(usize, bool),
+    StatusAll,
+    Contexts,
+}
+
+impl Op {
+    fn random(rng: &mut Rng) -> Op {
+        let org = rng.below(STORM.len() as u64) as usize;
+        match rng.below(14) {
+            0..=1 => Op::Token,
+            2..=4 => Op::TokenOf(org),
+            5..=6 => Op::Refresh(org),
+            7 => Op::Login(org),
+            8 => Op::Switch(org),
+            9 => Op::SwitchBack,
+            10..=11 => Op::Rename(org, rng.below(2) == 0),
+            12 => Op::StatusAll,
+            _ => Op::Contexts,
+        }
+    }
+
+    fn args(self) -> Vec<String> {
+        let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect();
+        match self {
+            Op::Token => s(&["token"]),
+            Op::TokenOf(i) => s(&["--context", STORM[i].0, "token"]),
+            Op::Refresh(i) => s(&["refresh", STORM[i].0]),
+            Op::Login(i) => s(&["login", "--device", "--org", STORM[i].0]),
+            Op::Switch(i) => s(&["switch", STORM[i].0]),
+            Op::SwitchBack => s(&["switch", "-"]),
+            Op::Rename(i, other) => {
+                let name = if other {
+                    format!("{}-2", STORM[i].1)
+                } else {
+                    STORM[i].1.to_string()
+                };
+                s(&["rename", STORM[i].0, &name])
+            }
+            Op::StatusAll => s(&["status", "--all"]),
+            Op::Contexts => s(&["contexts", "-o", "json"]),
+        }
+    }
+
+    /// Whether the command may refresh a session (send a refresh token to the IdP).
+    fn may_refresh(self) -> bool {
+        matches!(
+            self,
+            Op::Token | Op::TokenOf(_) | Op::Refresh(_) | Op::Login(_)
+        )
+    }
+
+    /// The organization the command names, if it names one.
+    fn org(self) -> Option<usize> {
+        match self {
+            Op::TokenOf(i) | Op::Refresh(i) | Op::Login(i) | Op::Switch(i) | Op::Rename(i, _) => {
+                Some(i)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the command touches organization `i` (the current context may be any).
+    fn touches(self, i: usize) -> bool {
+        match self {
+            Op::Token | Op::SwitchBack => true,
+            _ => self.org() == Some(i),
+        }
+    }
+}
+
+/// A storm command that is still running.
+struct Running {
+    id: usize,
+    op: Op,
+    child: std::process::Child,
+    /// The signal the killer sent it, if any (one at most: a second Ctrl-C quits at once).
+    signal: Option<i32>,
+}
+
+/// How a storm command ended.
+struct Ended {
+    id: usize,
+    op: Op,
+    started: Duration,
+    /// When it started, in Unix seconds (rounded down).
+    started_at: i64,
+    took: Duration,
+    signal: Option<i32>,
+    status: std::process::ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Debug for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::os::unix::process::ExitStatusExt;
+        let end = match (self.status.code(), self.status.signal()) {
+            (Some(code), _) => format!("exit {code}"),
+            (None, Some(s)) => format!("died of signal {s}"),
+            _ => "?".to_string(),
+        };
+        let sent = self
+            .signal
+            .map(|s| format!(" after signal {s}"))
+            .unwrap_or_default();
+        let said = self
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("error:") || l.starts_with("warning:"));
+        write!(
+            f,
+            "#{} at {:>5} ms, {:>4} ms: mycli {} -> {end}{sent}{}",
+            self.id,
+            self.started.as_millis(),
+            self.took.as_millis(),
+            self.op.args().join(" "),
+            said.map(|l| format!(" ({l})")).unwrap_or_default()
+        )
+    }
+}
+
+/// One storm: worker threads each running random commands back to back for `length`, and a
+/// killer that sends a random running command SIGINT, SIGTERM or SIGHUP, or SIGKILL (to any
+/// command when `kill_refreshes`, else only to those that cannot refresh). Every command's end.
+fn storm(w: &World, seed: u64, length: Duration, kill_refreshes: bool) -> Vec<Ended> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const WORKERS: u64 = 6;
+    let running: Mutex<Vec<Running>> = Mutex::new(Vec::new());
+    let ended: Mutex<Vec<Ended>> = Mutex::new(Vec::new());
+    let next_id = AtomicUsize::new(0);
+    let out_dir = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let deadline = start + length;
+    std::thread::scope(|scope| {
+        for worker in 0..WORKERS {
+            let (running, ended, next_id, out_dir) = (&running, &ended, &next_id, &out_dir);
+            scope.spawn(move || {
+                let mut rng = Rng((seed ^ (worker + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1);
+                while Instant::now() < deadline {
+                    let op = Op::random(&mut rng);
+                    let id = next_id.fetch_add(1, Ordering::Relaxed);
+                    let out = out_dir.path().join(format!("{id}.out"));
+                    let err = out_dir.path().join(format!("{id}.err"));
+                    let started = start.elapsed();
+                    let started_at = now();
+                    let child =
+                        w.sb.cmd()
+                            .args(op.args())
+                            .stdout(std::fs::File::create(&out).unwrap())
+                            .stderr(std::fs::File::create(&err).unwrap())
+                            .spawn()
+                            .unwrap();
+                    running.lock().unwrap().push(Running {
+                        id,
+                        op,
+                        child,
+                        signal: None,
+                    });
+                    // Reaped only under the lock, so the killer never signals a reused pid.
+                    let (status, signal) = loop {
+                        std::thread::sleep(Duration::from_millis(2));
+                        let mut running = running.lock().unwrap();
+                        let at = running.iter().position(|r| r.id == id).unwrap();
+                        if start.elapsed() - started > HUNG {
+                            let _ = running[at].child.kill();
+                        }
+                        if let Some(status) = running[at].child.try_wait().unwrap() {
+                            let r = running.swap_remove(at);
+                            break (status, r.signal);
+                        }
+                    };
+                    ended.lock().unwrap().push(Ended {
+                        id,
+                        op,
+                        started,
+                        started_at,
+                        took: start.elapsed() - started,
+                        signal,
+                        status,
+                        stdout: std::fs::read_to_string(&out).unwrap(),
+                        stderr: std::fs::read_to_string(&err).unwrap(),
+                    });
+                }
+            });
+        }
+        let running = &running;
+        scope.spawn(move || {
+            let mut rng = Rng(seed.rotate_left(17) | 1);
+            while Instant::now() < deadline {
+                std::thread::sleep(Duration::from_micros(rng.below(50_000)));
+                let mut running = running.lock().unwrap();
+                let candidates: Vec<usize> = (0..running.len())
+                    .filter(|&i| running[i].signal.is_none())
+                    .collect();
+                if candidates.is_empty() {
+                    continue;
+                }
+                let r = &mut running[rng.pick(&candidates)];
+                if r.child.try_wait().unwrap().is_some() {
+                    continue;
+                }
+                use rustix::process::Signal;
+                let signal = match rng.below(4) {
+                    0 if kill_refreshes || !r.op.may_refresh() => Signal::KILL,
+                    0 | 1 => Signal::INT,
+                    2 => Signal::TERM,
+                    _ => Signal::HUP,
+                };
+                // The child is not reaped yet (that happens under this lock): its pid is its own.
+                let pid = rustix::process::Pid::from_raw(r.child.id() as i32).unwrap();
+                rustix::process::kill_process(pid, signal).unwrap();
+                r.signal = Some(signal.as_raw());
+            }
+        });
+    });
+    let mut ended = ended.into_inner().unwrap();
+    ended.sort_by_key(|e| e.started);
+    ended
+}
+
+/// What went wrong with one storm command, if anything.
+fn storm_fault(w: &World, e: &Ended) -> Option<String> {
+    use std::os::unix::process::ExitStatusExt;
+    if e.took > HUNG {
+        return Some("hung".into());
+    }
+    if e.stderr.contains("panicked") || e.stderr.contains("RUST_BACKTRACE") {
+        return Some("panicked".into());
+    }
+    match (e.status.code(), e.status.signal(), e.signal) {
+        // Killed, or signalled before its handlers were installed.
+        (None, Some(s), Some(sent)) if s == sent => None,
+        (Some(130), _, Some(libc::SIGINT | libc::SIGTERM | libc::SIGHUP)) => None,
+        (Some(0), _, _) => match e.op {
+            Op::Token | Op::TokenOf(_) => {
+                let token = e.stdout.strip_suffix('\n').unwrap_or("");
+                if token.is_empty() || token.contains('\n') || token.split('.').count() != 3 {
+                    return Some(format!("printed {:?}", e.stdout));
+                }
+                let c = claims(token);
+                // Expired, or about to, when it was printed.
+                if c["exp"].as_i64().unwrap_or(0) <= e.started_at {
+                    return Some(format!(
+                        "printed an expired token (iat {}, exp {}, started at {})",
+                        c["iat"], c["exp"], e.started_at
+                    ));
+                }
+                if let Op::TokenOf(i) = e.op
+                    && c["org_id"] != STORM[i].0
+                {
+                    return Some(format!("printed a token for {}", c["org_id"]));
+                }
+                if c["iss"] != w.base.as_str() {
+                    return Some("printed a token of another issuer".into());
+                }
+                None
+            }
+            Op::Contexts => {
+                let contexts: Vec<Value> = serde_json::from_str(&e.stdout).ok()?;
+                let names: BTreeSet<&str> =
+                    contexts.iter().filter_map(|c| c["name"].as_str()).collect();
+                (contexts.len() != STORM.len() || names.len() != STORM.len())
+                    .then(|| format!("listed {contexts:?}"))
+            }
+            _ => None,
+        },
+        _ => Some("failed".into()),
+    }
+}
+
+/// Runs one storm, then checks that it lost and tore nothing: every command ended in time and
+/// as documented; config.toml, current.toml and credentials.toml hold exactly the four
+/// contexts with unique names; every session still refreshes (a refresh token the IdP sees
+/// twice would have revoked it); no new session was needed.
+fn storm_and_check(w: &mut World, seed: u64, kill_refreshes: bool) -> usize {
+    let ended = storm(w, seed, Duration::from_secs(5), kill_refreshes);
+    let faults: Vec<(&Ended, String)> = ended
+        .iter()
+        .filter_map(|e| storm_fault(w, e).map(|f| (e, f)))
+        .collect();
+    let stats = w.stats();
+    let lost = stats["refresh_reuse_detected"].as_u64().unwrap_or(0) > 0
+        || stats["revoked_sessions"] != json!([]);
+    if !faults.is_empty() || lost {
+        // The commands that preceded each fault on its context, in order.
+        for (fault, why) in &faults {
+            eprintln!("FAULT {why}: {fault:?}\n  stderr: {}", fault.stderr.trim());
+            let i = fault.op.org().or_else(|| {
+                STORM.iter().position(|(org, name)| {
+                    fault.stderr.contains(org) || fault.stderr.contains(name)
+                })
+            });
+            for e in ended
+                .iter()
+                .filter(|e| e.started <= fault.started && i.is_none_or(|i| e.op.touches(i)))
+                .rev()
+                .take(25)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+            {
+                eprintln!("    {e:?}");
+            }
+        }
+        panic!(
+            "seed {seed}: {} of {} commands went wrong; IdP: reuse detected {}, revoked {}",
+            faults.len(),
+            ended.len(),
+            stats["refresh_reuse_detected"],
+            stats["revoked_sessions"]
+        );
+    }
+    let signalled = ended.iter().filter(|e| e.signal.is_some()).count();
+    let killed = ended
+        .iter()
+        .filter(|e| e.signal == Some(libc::SIGKILL))
+        .count();
+    // Refreshes that a signal interrupted and that still finished: the deferred exit.
+    let deferred = ended
+        .iter()
+        .filter(|e| e.op.may_refresh() && e.stderr.contains("finishing the refresh"))
+        .count();
+    eprintln!(
+        "seed {seed}: {} commands, {signalled} signalled ({killed} SIGKILL, {deferred} refreshes \
+         finished after Ctrl-C or a signal); IdP so far: {} refreshes, {} grace replays",
+        ended.len(),
+        stats["grants"]["refresh_token"],
+        stats["refresh_grace_replays"]
+    );
+    for e in &ended {
+        w.log_run(
+            &e.op.args().join(" "),
+            &Run {
+                code: e.status.code(),
+                stdout: e.stdout.clone(),
+                stderr: e.stderr.clone(),
+            },
+            matches!(e.op, Op::Token | Op::TokenOf(_)),
+        );
+    }
+
+    // The store: whole, every context once, unique names, the secrets of exactly those.
+    let config = w.sb.config();
+    let contexts = config["contexts"].as_table().unwrap();
+    let keys: BTreeSet<&str> = contexts.keys().map(String::as_str).collect();
+    let want: BTreeSet<&str> = STORM.iter().map(|(org, _)| *org).collect();
+    assert_eq!(keys, want, "config.toml lost or gained a context");
+    let names: BTreeSet<&str> = contexts
+        .values()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names.len(),
+        STORM.len(),
+        "two contexts share a name: {names:?}"
+    );
+    let pointers: toml::Table =
+        toml::from_str(&std::fs::read_to_string(w.sb.path("current.toml")).unwrap()).unwrap();
+    for pointer in ["current", "previous"] {
+        if let Some(key) = pointers.get(pointer) {
+            assert!(want.contains(key.as_str().unwrap()), "{pointer} = {key}");
+        }
+    }
+    let secrets = credentials(&w.sb);
+    assert_eq!(
+        secrets.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        want,
+        "credentials.toml holds other keys than the contexts"
+    );
+    for (key, ctx) in contexts {
+        assert_ne!(
+            ctx.get("needs-login").and_then(|v| v.as_bool()),
+            Some(true),
+            "{key} needs a login"
+        );
+    }
+    assert_eq!(w.sb.contexts_json().len(), STORM.len());
+
+    // Every session still works: a forced refresh sends the stored refresh token (after a
+    // SIGKILL that lost a rotation, the grace window answers it), then once more to an IdP
+    // without a grace window, which accepts only the refresh token it issued last.
+    for grace in [None, Some(0)] {
+        if let Some(ms) = grace {
+            w.idp().scenario(json!({ "refresh_grace_ms": ms }));
+        }
+        for (org, _) in STORM {
+            let run = w.sb.run(&["refresh", org]);
+            assert_eq!(run.code, Some(0), "{org}: {run:#?}\n{:#}", w.stats());
+            let run = w.sb.run(&["--context", org, "token"]);
+            assert_eq!(claims(&printed_token(&run))["org_id"], org);
+        }
+    }
+    let stats = w.stats();
+    assert_eq!(stats["refresh_reuse_detected"], 0, "{stats:#}");
+    assert_eq!(stats["revoked_sessions"], json!([]), "{stats:#}");
+    assert_eq!(
+        stats["sessions_created"],
+        STORM.len(),
+        "a session was signed in again"
+    );
+    signalled
+}
+
+/// A temporary file left by a killed writer, in any directory of the store, is removed by
+/// the next write there once it is a minute old (it may hold a secret).
+fn assert_abandoned_temp_files_are_removed(w: &World) {
+    let strays = stray_temp_files(&w.sb.config_dir);
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for path in &strays {
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
+    }
+    // A write of every file of the store: config.toml, current.toml, the index and the names
+    // (a rename), credentials.toml and each token cache (a refresh of each).
+    w.sb.run(&["rename", "org_acme", "acme-3"]).ok();
+    w.sb.run(&["rename", "org_acme", "acme"]).ok();
+    for (org, _) in STORM {
+        w.sb.run(&["refresh", org]).ok();
+    }
+    let left = stray_temp_files(&w.sb.config_dir);
+    assert!(
+        left.is_empty(),
+        "{} of {} abandoned temporary files outlived the next write: {left:?}",
+        left.len(),
+        strays.len()
+    );
+}
+
+#[test]
+fn a_storm_of_commands_killed_at_random_loses_no_session_and_tears_no_store() {
+    let seed = std::env::var("STORM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("STORM_SEED={seed}");
+    let mut sb = Sandbox::new();
+    let users = sb.tmp.path().join("users.json");
+    std::fs::write(
+        &users,
+        json!({
+            "organizations": STORM.iter().map(|(id, name)| json!({"id": id, "name": name}))
+                .collect::<Vec<_>>(),
+            "users": [{"id": "user_alice", "email": "alice@example.com",
+                "memberships": STORM.iter().map(|(id, _)| *id).collect::<Vec<_>>()}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let idp = Idp::start_with_users(&users);
+    idp.scenario(json!({"device_interval": 1}));
+    sb.use_idp(&idp);
+    let mut w = World {
+        base: idp.base.clone(),
+        idp: Some(idp),
+        sb,
+        log: Vec::new(),
+        refresh_tokens: BTreeSet::new(),
+        access_tokens: BTreeSet::new(),
+    };
+    for (org, name) in STORM {
+        w.login(org, name);
+    }
+    // Access tokens that live 6 s are refreshed after 3: `token` refreshes often, beside the
+    // forced `refresh`. An IdP that takes 40 ms to answer a refresh: signals land while the
+    // rotated token is on its way.
+    w.idp()
+        .scenario(json!({"access_token_ttl": 6, "refresh_delay_ms": 40}));
+
+    // Strict rotation, no grace window: Ctrl-C and SIGTERM at any moment lose nothing, nor does
+    // SIGKILL of a command that cannot refresh.
+    let signalled = storm_and_check(&mut w, seed, false);
+    // WorkOS's grace window: SIGKILL at any moment, a refresh included, loses nothing either
+    // (README, Guarantees).
+    w.idp().scenario(json!({"refresh_grace_ms": 30000}));
+    let signalled = signalled + storm_and_check(&mut w, seed.wrapping_add(1), true);
+    assert!(
+        signalled >= 20,
+        "the storm must signal commands while they run ({signalled})"
+    );
+    assert_abandoned_temp_files_are_removed(&w);
+    w.assert_no_secrets();
 }
