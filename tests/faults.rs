@@ -1204,12 +1204,15 @@ enum Op {
     Rename(usize, bool),
     StatusAll,
     Contexts,
+    /// `prompt` and `current`: the name of the current context, read while it changes.
+    Prompt,
+    Current,
 }
 
 impl Op {
     fn random(rng: &mut Rng) -> Op {
         let org = rng.below(STORM.len() as u64) as usize;
-        match rng.below(14) {
+        match rng.below(16) {
             0..=1 => Op::Token,
             2..=4 => Op::TokenOf(org),
             5..=6 => Op::Refresh(org),
@@ -1218,7 +1221,9 @@ impl Op {
             9 => Op::SwitchBack,
             10..=11 => Op::Rename(org, rng.below(2) == 0),
             12 => Op::StatusAll,
-            _ => Op::Contexts,
+            13 => Op::Contexts,
+            14 => Op::Prompt,
+            _ => Op::Current,
         }
     }
 
@@ -1241,6 +1246,8 @@ impl Op {
             }
             Op::StatusAll => s(&["status", "--all"]),
             Op::Contexts => s(&["contexts", "-o", "json"]),
+            Op::Prompt => s(&["prompt"]),
+            Op::Current => s(&["current"]),
         }
     }
 
@@ -1265,7 +1272,7 @@ impl Op {
     /// Whether the command touches organization `i` (the current context may be any).
     fn touches(self, i: usize) -> bool {
         match self {
-            Op::Token | Op::SwitchBack => true,
+            Op::Token | Op::SwitchBack | Op::Prompt | Op::Current => true,
             _ => self.org() == Some(i),
         }
     }
@@ -1459,8 +1466,15 @@ fn storm_fault(w: &World, e: &Ended) -> Option<String> {
                 }
                 None
             }
+            Op::Prompt | Op::Current => {
+                let name = e.stdout.strip_suffix('\n').unwrap_or("");
+                let known = STORM
+                    .iter()
+                    .any(|(_, base)| name == *base || name == format!("{base}-2"));
+                (!known).then(|| format!("printed {:?}", e.stdout))
+            }
             Op::Contexts => {
-                let contexts: Vec<Value> = serde_json::from_str(&e.stdout).ok()?;
+                let contexts: Vec<Value> = serde_json::from_str(&e.stdout).unwrap_or_default();
                 let names: BTreeSet<&str> =
                     contexts.iter().filter_map(|c| c["name"].as_str()).collect();
                 (contexts.len() != STORM.len() || names.len() != STORM.len())
