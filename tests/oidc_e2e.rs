@@ -783,3 +783,55 @@ fn a_callback_without_iss_is_refused_when_the_provider_promises_iss() {
     assert!(e.sb.contexts_json().is_empty());
     e.finish();
 }
+
+#[test]
+fn a_provider_that_issues_no_refresh_token_is_one_clear_error_and_nothing_stored() {
+    // A client the provider does not allow offline access: the code exchange answers without
+    // a refresh_token. mycli cannot keep such a session alive, so it says why, stores nothing.
+    let e = E2e::start(&[("OIDC_NO_REFRESH", "1")]);
+    let (run, _) = e.browser_login(&[], &["login", "--org", "org_acme"]);
+    run.code(1);
+    assert_eq!(e.stat("authorization_code_grants"), 1);
+    let errors: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{run:#?}");
+    assert!(errors[0].contains("no refresh token"), "{run:#?}");
+    assert!(
+        run.stderr.contains("hint: ") && run.stderr.contains("offline_access"),
+        "{run:#?}"
+    );
+    assert!(e.sb.contexts_json().is_empty());
+    assert!(!e.sb.path("credentials.toml").exists());
+    e.finish();
+}
+
+#[test]
+fn a_session_for_an_organization_other_than_the_requested_one_is_refused_and_revoked() {
+    // The provider puts the organization in another claim than the one mycli reads
+    // (MYCLI_ORG_CLAIM): as far as mycli can tell, it signed the user in to "alice", not to
+    // org_acme. That session is refused, nothing is stored, and its refresh token is revoked.
+    let e = E2e::start(&[]);
+    let (run, _) = e.browser_login(
+        &[("MYCLI_ORG_CLAIM", "preferred_username")],
+        &["login", "--org", "org_acme"],
+    );
+    run.code(1);
+    assert!(
+        run.stderr
+            .contains("signed you in to organization alice, not org_acme")
+            && run.stderr.contains("was ended at the identity provider"),
+        "{run:#?}"
+    );
+    assert_eq!(e.stat("revocations"), 1, "{run:#?}");
+    assert!(e.sb.contexts_json().is_empty());
+    assert!(!e.sb.path("credentials.toml").exists());
+
+    // The default claim (org_id) reads the organization the provider put in the tokens.
+    let (run, _) = e.browser_login(&[], &["login", "--org", "org_acme"]);
+    run.ok();
+    assert_eq!(e.context("org_acme")["needs_login"], false);
+    e.finish();
+}

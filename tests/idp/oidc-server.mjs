@@ -13,6 +13,7 @@
 //   OIDC_REQUIRE_CONSENT   1 = show oidc-provider's own consent page ("Continue") after login;
 //                          default: consent is granted automatically, the user only signs in
 //   OIDC_DEBUG             1 = log requests and provider errors to stderr
+//   OIDC_NO_REFRESH        1 = issue no refresh tokens at all (a client without offline_access)
 //
 // Extra endpoint (outside the provider): GET /__stats -> JSON counters, see `stats` below.
 // SIGTERM / SIGINT: closes the listener and exits 0.
@@ -64,6 +65,7 @@ function envSeconds(name, dflt) {
 const ACCESS_TTL = envSeconds('OIDC_ACCESS_TTL', 300);
 const REFRESH_TTL = envSeconds('OIDC_REFRESH_TTL', 24 * 60 * 60);
 const REQUIRE_CONSENT = process.env.OIDC_REQUIRE_CONSENT === '1';
+const NO_REFRESH = process.env.OIDC_NO_REFRESH === '1';
 
 const CLIENT_ID = 'mycli';
 // Access tokens are issued for this one resource server, as signed JWTs (RS256, keys at jwks_uri).
@@ -218,7 +220,7 @@ const configuration = {
   // most IdPs, this provider issues a refresh token on every code / device-code exchange of the
   // client anyway, so mycli needs no prompt=consent (`offline_access` then just does not appear
   // in the returned `scope`). Refresh tokens outlive the browser session.
-  issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
+  issueRefreshToken: async (ctx, client) => !NO_REFRESH && client.grantTypeAllowed('refresh_token'),
   expiresWithSession: async () => false,
   // every refresh_token grant returns a new refresh token and consumes the old one; presenting
   // a consumed one again is invalid_grant AND revokes the whole grant (reuse detection).
