@@ -1281,3 +1281,46 @@ fn an_endpoint_with_a_query_is_used_and_a_bad_one_is_named_as_an_endpoint() {
     assert_error_and_hint(&run);
     assert!(log.lock().unwrap().is_empty());
 }
+
+#[test]
+fn an_oidc_refresh_that_states_no_claims_keeps_the_contexts_organization() {
+    // Opaque access tokens and no ID token on refresh (as some providers answer): the answer
+    // is for the grant it refreshed. Every refresh used to fail with "the provider's answer
+    // does not say who signed in".
+    let refreshes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = refreshes.clone();
+    let base = Arc::new(std::sync::OnceLock::<String>::new());
+    let issuer_of = base.clone();
+    let url = hostile_idp(move |req| {
+        let issuer = issuer_of.get().cloned().unwrap_or_default();
+        match req.path.as_str() {
+            "/.well-known/openid-configuration" => Response::json(json!({
+                "issuer": issuer,
+                "authorization_endpoint": format!("{issuer}/authorize"),
+                "token_endpoint": format!("{issuer}/token"),
+            })),
+            _ => {
+                let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                Response::json(json!({
+                    "access_token": format!("opaque{n}"), "token_type": "Bearer",
+                    "expires_in": 300, "refresh_token": format!("rt{n}")
+                }))
+            }
+        }
+    });
+    base.set(url.clone()).unwrap();
+    let sb = store_at(&url, &[("org_acme", "acme")]);
+    let config = sb
+        .config_text()
+        .replace("provider = \"workos\"", "provider = \"oidc\"");
+    sb.write_config(&config);
+    let run = sb.run(&["token"]);
+    assert_eq!(run.ok().stdout, "opaque1\n", "{run:#?}");
+    assert_eq!(credentials(&sb)["org_acme"], "rt1");
+    // The context is still itself: same organization, same user.
+    let ctx = &sb.contexts_json()[0];
+    assert_eq!(ctx["organization_id"], "org_acme");
+    assert_eq!(ctx["user"]["id"], "user_acme");
+    sb.run(&["refresh"]).ok();
+    assert_eq!(refreshes.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

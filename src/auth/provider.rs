@@ -543,7 +543,7 @@ impl Provider {
         {
             Reply::Ok(resp) => Ok(Reply::Ok(self.session(
                 resp,
-                None,
+                Answering::Refresh(org),
                 http.clock.now(),
                 http.server_offset(),
             )?)),
@@ -560,7 +560,7 @@ impl Provider {
         match http.post_form::<TokenResponse>(&self.token, fields).await? {
             Reply::Ok(resp) => Ok(Reply::Ok(self.session(
                 resp,
-                nonce,
+                Answering::SignIn(nonce),
                 http.clock.now(),
                 http.server_offset(),
             )?)),
@@ -574,10 +574,14 @@ impl Provider {
     fn session(
         &self,
         resp: TokenResponse,
-        nonce: Option<&Secret>,
+        answering: Answering,
         now: i64,
         offset: i64,
     ) -> Result<Session> {
+        let nonce = match answering {
+            Answering::SignIn(nonce) => nonce,
+            Answering::Refresh(_) => None,
+        };
         let access = claims(resp.access_token.expose());
         let id = match &resp.id_token {
             Some(t) => {
@@ -632,7 +636,17 @@ impl Provider {
                 claim("email"),
             ),
         };
-        if user_id.is_empty() {
+        // A refresh answer with an opaque access token and no ID token says nothing about whom
+        // or which organization it is for: it is for the grant it refreshed, whose identity
+        // and organization the context keeps. One that states claims is held to them.
+        let says_nothing = id.is_none() && access.is_none();
+        let organization_id = match answering {
+            Answering::Refresh(org) if says_nothing && self.config.kind == ProviderKind::Oidc => {
+                org.map(str::to_string)
+            }
+            _ => organization_id,
+        };
+        if user_id.is_empty() && !matches!(answering, Answering::Refresh(_)) {
             return Err(Error::failure(
                 "the provider's answer does not say who signed in (no user id)",
             )
@@ -790,6 +804,14 @@ pub async fn kind_mismatch(http: &Http, config: &ProviderConfig) -> Option<Error
             other.as_str()
         ))
     })
+}
+
+/// What a token answer answers: a sign-in (whose ID token must carry the login's nonce) or a
+/// refresh of a context's grant for this organization.
+#[derive(Debug, Clone, Copy)]
+enum Answering<'a> {
+    SignIn(Option<&'a Secret>),
+    Refresh(Option<&'a str>),
 }
 
 /// The longest access-token lifetime mycli believes: a day. A longer one (an `exp` in
@@ -978,7 +1000,7 @@ mod tests {
                     return Ok(());
                 };
                 let now = 1_800_000_000;
-                if let Ok(session) = provider().session(resp, None, now, offset) {
+                if let Ok(session) = provider().session(resp, Answering::SignIn(None), now, offset) {
                     prop_assert!(is_b64token(session.access_token.expose()));
                     prop_assert!(session.refresh_token.iter().all(|r| is_b64token(r.expose())));
                     prop_assert!(session.expires_at >= now - EXPIRY_SKEW - 1);
