@@ -272,6 +272,23 @@ fn an_id_token_for_another_client_is_refused() {
     run.code(1);
     assert!(run.stderr.contains("not meant for this client"), "{run:#?}");
     assert_error_and_hint(&run);
+
+    // Several audiences, this client among them, but authorized for another (azp).
+    let base = oidc_idp(
+        json!({"aud": ["mycli", "api"], "azp": "api", "sub": "alice", "org_id": "org_acme",
+            "exp": exp}),
+        true,
+    );
+    let run = oidc_login(&base);
+    run.code(1);
+    assert!(run.stderr.contains("not meant for this client"), "{run:#?}");
+    // azp naming this client is fine.
+    let base = oidc_idp(
+        json!({"aud": ["mycli", "api"], "azp": "mycli", "sub": "alice", "org_id": "org_acme",
+            "exp": exp}),
+        true,
+    );
+    oidc_login(&base).ok();
 }
 
 #[test]

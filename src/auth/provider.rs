@@ -690,9 +690,14 @@ impl Provider {
                 .any(|a| a.as_str() == Some(&self.config.client_id)),
             _ => false,
         };
-        if !aud_ok {
+        // OIDC Core §3.1.3.7: an `azp` present must name this client (a token for several
+        // audiences may have been issued to another of them).
+        let azp_ok = c
+            .get("azp")
+            .is_none_or(|azp| azp.as_str() == Some(&self.config.client_id));
+        if !aud_ok || !azp_ok {
             return Err(Error::failure(
-                "the ID token is not meant for this client (aud); refusing it",
+                "the ID token is not meant for this client (aud, azp); refusing it",
             )
             .with_hint(format!(
                 "check the client id ({:?}): it must be the one registered at the identity provider",
