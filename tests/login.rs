@@ -379,6 +379,19 @@ fn an_error_on_the_callback_ends_the_login() {
     );
     assert_eq!(idp.stats()["grants"]["authorization_code"], 0);
     assert_store_empty(&sb);
+
+    // A refused parameter: the hint names both places it can come from.
+    idp.scenario(json!({"authorize_error": "invalid_request"}));
+    let run = login(&sb, &["--org", "org_acme"]);
+    run.code(1);
+    assert!(
+        run.stderr.contains("hint:")
+            && run.stderr.contains("--org")
+            && run.stderr.contains("--client-id"),
+        "{}",
+        run.stderr
+    );
+    assert_store_empty(&sb);
 }
 
 #[test]

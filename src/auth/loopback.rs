@@ -245,10 +245,10 @@ async fn serve(mut stream: TcpStream, expected: &Expected) -> Option<Callback> {
             "organization_invalid" | "invalid_connection_selector" | "connection_invalid" => {
                 "check the --org value and that your account belongs to that organization"
             }
-            "invalid_scope"
-            | "unauthorized_client"
-            | "invalid_request"
-            | "unsupported_response_type" => {
+            "invalid_request" => {
+                "the identity provider refused a parameter of the sign-in (the reason above says which); check --org and --client-id"
+            }
+            "invalid_scope" | "unauthorized_client" | "unsupported_response_type" => {
                 "the client is not set up for this sign-in at the identity provider; check --client-id"
             }
             _ => {
