@@ -76,12 +76,15 @@ fn dispatch(cli: Cli, ui: Ui) -> Result<()> {
     let check = match &cli.command {
         Command::Completions(_) | Command::Help(_) => None,
         Command::Token => Some(store::paths::Check::Dir),
+        Command::Prompt => Some(store::paths::Check::Refusal),
         _ => Some(store::paths::Check::Full),
     };
-    if let Some(how) = check
-        && let Some(fixed) = app.paths.check_private(how)?
-    {
-        app.ui.warn(&fixed);
+    match check.map(|how| app.paths.check_private(how)) {
+        // A refused store shows no name in a prompt, silently.
+        Some(Err(_)) if matches!(cli.command, Command::Prompt) => return Ok(()),
+        Some(Err(err)) => return Err(err),
+        Some(Ok(Some(fixed))) => app.ui.warn(&fixed),
+        Some(Ok(None)) | None => {}
     }
     match cli.command {
         Command::Login(args) => commands::login::run(&app, args),

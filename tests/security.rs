@@ -871,6 +871,9 @@ fn a_store_that_others_can_write_or_that_is_not_ours_is_refused() {
         );
         assert_eq!(run.stdout, "");
     }
+    // A prompt shows nothing from a refused store, and never fails or speaks.
+    let run = sb.run(&["prompt"]);
+    assert_eq!((run.ok().stdout.as_str(), run.stderr.as_str()), ("", ""));
     assert_eq!(
         store_files(&sb.config_dir),
         before,
@@ -897,6 +900,12 @@ fn a_readable_store_is_made_private_with_one_warning() {
     set_mode(&sb.path("credentials.toml"), 0o644);
     set_mode(&sb.path("tokens"), 0o755);
     set_mode(&sb.token_file("org_acme"), 0o644);
+    // A prompt neither speaks nor changes the store: the next command still says what it fixed.
+    let run = sb.run(&["prompt"]);
+    assert_eq!(
+        (run.ok().stdout.as_str(), run.stderr.as_str()),
+        ("acme\n", "")
+    );
     let run = sb.run(&["token"]);
     run.ok();
     assert_eq!(run.stderr.matches("warning:").count(), 1, "{run:#?}");

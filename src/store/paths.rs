@@ -174,6 +174,9 @@ pub enum Check {
     Dir,
     /// The directory, `credentials.toml` and the subdirectories.
     Full,
+    /// Only whether the store is refused; nothing is tightened (`mycli prompt`, which must
+    /// neither speak nor leave a loose store looking fixed to the next command's `Dir`).
+    Refusal,
 }
 
 impl Paths {
@@ -212,7 +215,7 @@ impl Paths {
                  (issuers, client ids), then run `chmod 700 {dir}`"
             )));
         }
-        if mode & 0o077 == 0 && how == Check::Dir {
+        if how == Check::Refusal || (mode & 0o077 == 0 && how == Check::Dir) {
             return Ok(None);
         }
         let mut fixed = Vec::new();
