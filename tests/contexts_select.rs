@@ -997,8 +997,19 @@ fn the_switch_picker_filters_chooses_and_cancels() {
     // Arrows: down from the current one (envctx) is flagctx.
     let mut pty = Pty::start(&sb, &work(&sb), &[], &["switch"]);
     pty.wait_for("Switch to which context?");
+    pty.wait_for("flagctx");
+    // The list is drawn again once the arrow is taken: Enter goes after that.
+    let drawn = pty.screen().matches("flagctx").count();
     pty.keys("\u{1b}[B");
-    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        wait_for(Duration::from_secs(15), || pty
+            .screen()
+            .matches("flagctx")
+            .count()
+            > drawn),
+        "the arrow was not taken:\n{}",
+        pty.screen()
+    );
     pty.keys("\r");
     pty.wait_for("Switched to context \"flagctx\".");
     assert_eq!(pty.finish(), 0);
@@ -1478,7 +1489,8 @@ fn ctrl_c_while_exec_each_refreshes_a_token_stops_the_runs() {
     let mut cmd = sb.cmd();
     cmd.args(["exec", "--each", "*", "--", "sh", "-c", "echo ran"]);
     let bg = Bg::start(cmd, "exec --each".into());
-    std::thread::sleep(Duration::from_millis(1000));
+    // Ctrl-C while the refresh is at the IdP (which holds it for 3 s).
+    assert!(wait_for(Duration::from_secs(10), || idp.refreshes() > before));
     bg.sigint();
     let (run, _) = bg.finish(Duration::from_secs(20));
     // The refresh already sent is finished and saved; no command runs after Ctrl-C.
