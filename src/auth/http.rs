@@ -115,12 +115,17 @@ impl Http {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Remembers the offset the answer's `Date` header shows; an answer without a readable one
+    /// resets it to 0, so the `exp` of a token answer is never moved by another answer's clock
+    /// (a discovery document a CDN cached an hour ago carries that hour-old `Date`).
     fn note_server_date(&self, headers: &reqwest::header::HeaderMap) {
         let Some(date) = headers
             .get("date")
             .and_then(|v| v.to_str().ok())
             .and_then(crate::time::parse_http_date)
         else {
+            self.server_offset
+                .store(0, std::sync::atomic::Ordering::Relaxed);
             return;
         };
         let offset = date.saturating_sub(self.clock.now());
@@ -577,6 +582,21 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_without_a_date_leaves_no_clock_offset_behind() {
+        let now = 1_800_000_000;
+        let http = Http::new(Ui::new(true, false), Clock::fixed(now)).unwrap();
+        let mut headers = reqwest::header::HeaderMap::new();
+        // An hour ahead of 2027-01-15T08:00:00Z (a cached discovery answer, say).
+        headers.insert("date", "Fri, 15 Jan 2027 09:00:00 GMT".parse().unwrap());
+        http.note_server_date(&headers);
+        assert_eq!(http.server_offset(), 3600);
+        // The token endpoint's answer names no time: its `exp` must not be moved by the
+        // offset of another answer.
+        http.note_server_date(&reqwest::header::HeaderMap::new());
+        assert_eq!(http.server_offset(), 0);
+    }
 
     #[test]
     fn redacts_secret_query_values() {
