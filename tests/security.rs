@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -1075,14 +1074,6 @@ fn a_store_that_cannot_be_written_fails_before_the_user_is_asked() {
 
 #[test]
 fn a_read_only_store_is_one_error_and_a_hint_before_the_user_is_asked() {
-    if !Command::new("unshare")
-        .args(["-Urm", "true"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        eprintln!("skipped: `unshare -Urm` is not available here");
-        return;
-    }
     let idp = Scripted::start(vec![Response::json(jwt_answer(
         json!({"exp": now() + 600}),
     ))]);
@@ -1091,29 +1082,13 @@ fn a_read_only_store_is_one_error_and_a_hint_before_the_user_is_asked() {
     set_mode(&sb.config_dir, 0o700);
     // The store dir, bind-mounted read-only in a private mount namespace (a read-only home,
     // a full quota look the same to mycli).
-    let dir = sb.config_dir.display().to_string();
-    let mut cmd = sb.cmd();
-    let program = cmd.get_program().to_owned();
-    cmd.env("MYCLI", program);
-    let out = Command::new("unshare")
-        .args([
-            "-Urm",
-            "sh",
-            "-c",
-            "mount --bind \"$1\" \"$1\" && mount -o remount,ro,bind \"$1\" && \
-             exec \"$MYCLI\" login --org org_acme --device",
-            "sh",
-            &dir,
-        ])
-        .env_clear()
-        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let run = Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    let script = format!(
+        "mount --bind '{dir}' '{dir}' && mount -o remount,ro,bind '{dir}' && \
+         exec \"$MYCLI\" login --org org_acme --device",
+        dir = sb.config_dir.display()
+    );
+    let Some(run) = in_mount_namespace(&sb, &script) else {
+        return;
     };
     run.code(1);
     let lines: Vec<&str> = run.stderr.lines().collect();
