@@ -736,6 +736,37 @@ fn exec_passes_sigint_and_sigterm_sent_to_mycli_on_to_the_command() {
 }
 
 #[test]
+fn sigterm_to_exec_each_stops_the_command_and_the_remaining_runs() {
+    // `timeout`, a CI runner or systemd stops mycli with SIGTERM: the running command gets it,
+    // and no other context's command may start after it.
+    let sb = store(&ORGS);
+    let mut cmd = sb.cmd();
+    cmd.current_dir(work(&sb)).args([
+        "exec",
+        "--each",
+        "*",
+        "--",
+        "sh",
+        "-c",
+        "echo \"run $MYCLI_CONTEXT\"; i=0; while [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done",
+    ]);
+    let bg = Bg::start(cmd, "exec --each".into());
+    assert!(wait_for(Duration::from_secs(10), || bg
+        .stdout
+        .lock()
+        .unwrap()
+        .contains("run ")));
+    let status = Command::new("kill")
+        .args(["-TERM", &bg.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (run, _) = bg.finish(Duration::from_secs(30));
+    assert_eq!(run.stdout, "run org_cur\n", "{run:#?}");
+    run.code(130);
+}
+
+#[test]
 fn exec_each_runs_every_match_in_turn_and_reports_failures_and_skips() {
     let mut contexts = ORGS.to_vec();
     contexts.push(("org_gone", "gone"));

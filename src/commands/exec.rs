@@ -203,7 +203,8 @@ fn check_var_name(name: &str) -> Result<&str> {
 }
 
 /// How a child ended: its exit code as a shell reports it (128+N for signal N), and whether
-/// Ctrl-C was part of it.
+/// mycli was asked to stop meanwhile (Ctrl-C, or a signal sent to mycli: a supervisor's
+/// SIGTERM ends `--each` too, not only the run it caught).
 #[derive(Debug, Clone, Copy)]
 pub struct Ended {
     pub code: u8,
@@ -306,7 +307,9 @@ impl Forwarder {
                     .ok()
                     .and_then(rustix::process::Pid::from_raw);
                 for origin in signals.forever() {
-                    interrupted |= origin.signal == SIGINT;
+                    // Each of these ends mycli outside a run: inside one, it ends the runs
+                    // once the command has had it.
+                    interrupted = true;
                     if matches!(origin.cause, Cause::Kernel) {
                         continue;
                     }
@@ -330,7 +333,7 @@ impl Forwarder {
 }
 
 impl Forwarding {
-    /// Stops forwarding; whether a SIGINT arrived meanwhile.
+    /// Stops forwarding; whether a signal arrived meanwhile.
     fn stop(self) -> bool {
         #[cfg(unix)]
         {
