@@ -399,18 +399,8 @@ fn wide_store() -> Sandbox {
 
 /// Runs `mycli ARGS` on a terminal of `cols` columns; what the terminal showed.
 fn on_terminal(sb: &Sandbox, cols: u16, args: &str) -> String {
-    let out = std::process::Command::new("script")
-        .args([
-            "-qec",
-            &format!("stty rows 24 cols {cols}; '{BIN}' {args}"),
-            "/dev/null",
-        ])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", sb.tmp.path())
-        .env("LANG", "C.UTF-8")
-        .envs(sb.env.iter().map(|(k, v)| (k, v)))
-        .stdin(std::process::Stdio::null())
+    let out = sb
+        .terminal_cmd(&format!("stty rows 24 cols {cols}; '{BIN}' {args}"))
         .output()
         .expect("script(1) from util-linux runs the binary on a terminal");
     assert_eq!(out.status.code(), Some(0));
@@ -586,15 +576,11 @@ fn type_into_shell(sb: &Sandbox, shell: &str, keys: &[u8]) -> String {
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut child = std::process::Command::new("script")
-        .args(["-qec", shell, "/dev/null"])
-        .env_clear()
+    let mut child = sb
+        .terminal_cmd(shell)
         .env("PATH", path)
-        .env("HOME", sb.tmp.path())
         .env("ZDOTDIR", sb.tmp.path())
-        .env("LANG", "C.UTF-8")
         .env("TERM", "xterm")
-        .envs(sb.env.iter().map(|(k, v)| (k, v)))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -925,14 +911,9 @@ fn a_name_that_does_not_resolve_says_so() {
 
 /// stderr of `mycli ARGS` on a terminal, with `TERM` set to `term`.
 fn stderr_on_terminal(sb: &Sandbox, term: &str, args: &str) -> String {
-    let out = std::process::Command::new("script")
-        .args(["-qec", &format!("'{BIN}' {args}"), "/dev/null"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", sb.tmp.path())
+    let out = sb
+        .terminal_cmd(&format!("'{BIN}' {args}"))
         .env("TERM", term)
-        .envs(sb.env.iter().map(|(k, v)| (k, v)))
-        .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -1028,12 +1009,8 @@ fn ctrl_d_at_the_organization_picker_is_a_cancel() {
     idp.scenario(json!({"device_interval": 1, "org_selection_public": true}));
     let mut sb = Sandbox::new();
     sb.use_idp(&idp);
-    let mut child = std::process::Command::new("script")
-        .args(["-qec", &format!("'{BIN}' login --device"), "/dev/null"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", sb.tmp.path())
-        .envs(sb.env.iter().map(|(k, v)| (k, v)))
+    let mut child = sb
+        .terminal_cmd(&format!("'{BIN}' login --device"))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -1062,17 +1039,8 @@ fn the_device_flow_shows_the_complete_url_and_a_qr_code_on_a_terminal() {
     let mut sb = Sandbox::new();
     sb.use_idp(&idp);
     let on_terminal = |extra: &str| {
-        let child = std::process::Command::new("script")
-            .args([
-                "-qec",
-                &format!("'{BIN}' login --org org_acme --device {extra}"),
-                "/dev/null",
-            ])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", sb.tmp.path())
-            .env("LANG", "C.UTF-8")
-            .envs(sb.env.iter().map(|(k, v)| (k, v)))
+        let child = sb
+            .terminal_cmd(&format!("'{BIN}' login --org org_acme --device {extra}"))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()

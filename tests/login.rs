@@ -1354,12 +1354,8 @@ fn on_a_terminal_the_user_picks_the_organization() {
     let idp = Idp::start();
     idp.scenario(json!({"device_interval": 1, "org_selection_public": true}));
     let sb = device_sandbox(&idp);
-    let mut child = std::process::Command::new("script")
-        .args(["-qec", &format!("'{BIN}' login --device"), "/dev/null"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", sb.tmp.path())
-        .envs(sb.env.iter().map(|(k, v)| (k, v)))
+    let mut child = sb
+        .terminal_cmd(&format!("'{BIN}' login --device"))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()

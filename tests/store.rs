@@ -951,13 +951,8 @@ fn errors_carry_no_colour_off_a_terminal_or_with_no_color() {
 /// Runs the binary under `script(1)`, so that stdout and stderr are a terminal.
 #[cfg(target_os = "linux")]
 fn on_a_terminal(sb: &Sandbox, args: &str) -> (Option<i32>, String) {
-    let out = std::process::Command::new("script")
-        .args(["-qec", &format!("'{BIN}' {args}"), "/dev/null"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", sb.tmp.path())
-        .envs(sb.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
+    let out = sb
+        .terminal_cmd(&format!("'{BIN}' {args}"))
         .output()
         .expect("script(1) from util-linux runs the binary on a terminal");
     (

@@ -108,6 +108,22 @@ impl Sandbox {
         cmd
     }
 
+    /// `line` (a shell command line) run by script(1) on a terminal, with the environment of
+    /// `cmd` (stdin is null; set it, stdout and any variable after).
+    pub fn terminal_cmd(&self, line: &str) -> Command {
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", line, "/dev/null"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.tmp.path())
+            .env("LANG", "C.UTF-8")
+            .stdin(Stdio::null());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
     pub fn run(&self, args: &[&str]) -> Run {
         let out = self.cmd().args(args).output().unwrap();
         Run {
