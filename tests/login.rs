@@ -1297,6 +1297,30 @@ fn oidc_device_login() {
     );
 }
 
+/// Entra ID's v1 endpoints send `expires_in` and `interval` as JSON strings (`"3599"`): the
+/// numbers are read, not the whole answer refused as one mycli does not understand.
+#[test]
+fn oidc_numbers_sent_as_strings_are_read() {
+    let idp = Idp::start();
+    idp.scenario(
+        json!({"device_interval": 1, "numbers_as_strings": true, "access_token_ttl": 3600}),
+    );
+    let sb = device_sandbox(&idp);
+    let mut args = oidc_args(&idp);
+    args.extend(["--org".into(), "org_globex".into(), "--device".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let bg = spawn_login(&sb, &args);
+    idp.approve_device(json!({}));
+    let (run, _) = bg.finish(LONG);
+    run.ok();
+    assert_oidc_context(&sb, &idp, "device");
+    // The interval of "1" was honoured, not replaced by the 5 s default.
+    let delay = idp.stats()["last_device"]["first_poll_delay_ms"]
+        .as_u64()
+        .unwrap();
+    assert!(delay < 4000, "first poll after {delay} ms");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Keep-alive connections the server has dropped
 // ---------------------------------------------------------------------------------------------

@@ -243,7 +243,7 @@ pub struct TokenResponse {
     refresh_token: Option<Secret>,
     #[serde(default)]
     id_token: Option<Secret>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "seconds")]
     expires_in: Option<f64>,
     #[serde(default)]
     organization_id: Option<String>,
@@ -262,6 +262,17 @@ struct WorkosUser {
     email: Option<String>,
 }
 
+/// A number of seconds as IdPs send it: a JSON number, or a string holding one (Entra ID's v1
+/// endpoints send `"expires_in": "3599"`). Anything else counts as absent, and what is read is
+/// validated where it is used.
+fn seconds<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<f64>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
 /// RFC 8628 §3.2.
 #[derive(Debug, Deserialize)]
 pub struct DeviceAuthorization {
@@ -270,9 +281,9 @@ pub struct DeviceAuthorization {
     pub verification_uri: String,
     #[serde(default)]
     pub verification_uri_complete: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "seconds")]
     pub expires_in: Option<f64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "seconds")]
     pub interval: Option<f64>,
 }
 
@@ -963,6 +974,8 @@ mod tests {
                 prop::sample::select(vec![1e12, 1e300, -1e300, 0.0, -1.0, 3e11, 1.8e9])
                     .prop_map(|n| json!(n)),
                 Just(json!("soon")),
+                prop::sample::select(vec!["3600", " 60 ", "1e300", "-5", "NaN", "inf"])
+                    .prop_map(|n| json!(n)),
                 Just(Value::Null),
             ]
         }

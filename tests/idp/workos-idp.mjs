@@ -188,7 +188,11 @@ const KNOBS = {
   // seconds the IdP's clock runs ahead of the machine's (negative: behind): token times and
   // the Date header are read from it, as from an IdP whose clock (or ours) is off
   clock_offset_s: [0, (v) => isInt(v, -2592000, 2592000)],
+  // OIDC token and device answers carry expires_in and interval as strings ("3599"), as
+  // Entra ID's v1 endpoints send them
+  numbers_as_strings: [false, (v) => typeof v === 'boolean'],
 };
+const number = (n) => (scenario.numbers_as_strings ? String(n) : n);
 const freshScenario = () => Object.fromEntries(Object.entries(KNOBS).map(([k, [d]]) => [k, structuredClone(d)]));
 let scenario = freshScenario();
 
@@ -379,7 +383,7 @@ function mint(session, { initial }) {
   const idToken = signJwt({ iss, aud: session.client_id, sub: user.id, email: user.email, email_verified: true,
     ...(org ? { org_id: org } : {}), sid: session.id, ...(initial && session.nonce ? { nonce: session.nonce } : {}),
     auth_time: session.auth_time, iat, exp });
-  const body = { access_token: access, token_type: 'Bearer', expires_in: scenario.access_token_ttl };
+  const body = { access_token: access, token_type: 'Bearer', expires_in: number(scenario.access_token_ttl) };
   if (refresh) body.refresh_token = refresh;
   Object.assign(body, { id_token: idToken, scope: session.scope });
   return body;
@@ -491,8 +495,8 @@ async function deviceAuthorization(req, res, dialect) {
   stats.polls[userCode] = dev.polls;
   lastDevice = dev;
   const body = { device_code: deviceCode, user_code: userCode, verification_uri: `${BASE}/device`,
-    verification_uri_complete: `${BASE}/device?user_code=${userCode}`, expires_in: scenario.device_expires_in };
-  if (scenario.device_interval !== null) body.interval = scenario.device_interval;
+    verification_uri_complete: `${BASE}/device?user_code=${userCode}`, expires_in: number(scenario.device_expires_in) };
+  if (scenario.device_interval !== null) body.interval = number(scenario.device_interval);
   sendJson(res, 200, body);
 }
 
