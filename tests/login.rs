@@ -357,10 +357,15 @@ fn wrong_state_from_the_idp_keeps_waiting_until_the_login_timeout() {
     let idp = Idp::start();
     idp.scenario(json!({"authorize_wrong_state": true}));
     let mut sb = pkce_sandbox(&idp);
-    sb.set("MYCLI_LOGIN_TIMEOUT", "2");
+    sb.set("MYCLI_LOGIN_TIMEOUT", "1.5");
     let run = login(&sb, &["--org", "org_acme"]);
     run.code(1);
-    assert!(run.stderr.contains("no sign-in arrived"), "{}", run.stderr);
+    // A fractional timeout is said as set, not truncated to "1 s".
+    assert!(
+        run.stderr.contains("no sign-in arrived within 1.5 s"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(idp.stats()["grants"]["authorization_code"], 0);
     assert_store_empty(&sb);
 }

@@ -110,7 +110,7 @@ impl Loopback {
                     }));
                 }
                 () = &mut deadline => break Err(Error::failure(format!(
-                    "no sign-in arrived within {} s", timeout.as_secs()
+                    "no sign-in arrived within {} s", timeout.as_secs_f64()
                 )).with_hint("run `mycli login` again; use `--device` to sign in on another device")),
             }
         };
