@@ -1620,6 +1620,30 @@ fn mkfifo(path: &Path) {
 }
 
 #[test]
+fn a_store_file_of_absurd_size_is_an_error_not_a_crash() {
+    // A sparse file claims a terabyte it does not hold: reading it must not try to allocate
+    // that much up front (which aborts the process), whatever file it is.
+    let sb = store(&ORGS);
+    let huge = |path: &Path| {
+        let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        file.set_len(1 << 40).unwrap();
+    };
+    let token = sb.token_file("org_cur");
+    huge(&token);
+    let run = sb.run(&["token"]);
+    assert!(run.stderr.starts_with("error: "), "{run:#?}");
+    assert!(!run.stderr.contains("memory allocation"), "{run:#?}");
+    std::fs::remove_file(&token).unwrap();
+    huge(&sb.path("current.toml"));
+    let run = sb.run(&["current"]);
+    run.code(1);
+    assert!(run.stderr.starts_with("error: "), "{run:#?}");
+    assert!(run.stderr.contains("current.toml"), "{run:#?}");
+    let run = sb.run(&["prompt"]);
+    assert_eq!((run.ok().stdout.as_str(), run.stderr.as_str()), ("", ""));
+}
+
+#[test]
 fn a_fifo_in_the_store_never_hangs_token_or_prompt() {
     // `mycli prompt` runs in every shell prompt: a FIFO where a store file should be (made by
     // a script or by mistake) must not freeze the shell.

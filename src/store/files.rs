@@ -29,7 +29,16 @@ pub fn read(path: &Path) -> std::io::Result<Vec<u8>> {
             "not a regular file",
         ));
     }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
+    // The size is the file's word, not a fact: a sparse file claims terabytes it does not
+    // hold, and an allocation that fails aborts the process.
+    let mut bytes = Vec::new();
+    bytes
+        .try_reserve_exact(
+            usize::try_from(meta.len())
+                .unwrap_or(usize::MAX)
+                .saturating_add(1),
+        )
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::OutOfMemory, "too large to read"))?;
     file.read_to_end(&mut bytes)?;
     Ok(bytes)
 }
