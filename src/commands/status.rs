@@ -5,7 +5,7 @@ use crate::output::{self, ContextJson, SelectedByJson, StatusJson};
 use crate::select::{Rule, Selection};
 use crate::session;
 use crate::store::tokens;
-use crate::store::{Config, Context, Method, Storage};
+use crate::store::{Config, Context, Storage};
 use crate::time;
 
 pub fn run(app: &App, args: StatusArgs) -> Result<()> {
@@ -274,10 +274,7 @@ fn describe(
     } else {
         "signed in".to_string()
     };
-    let method = match ctx.method {
-        Method::Pkce => "browser (PKCE)",
-        Method::Device => "device code",
-    };
+    let method = ctx.method.describe();
     let impersonated = match &ctx.impersonator {
         Some(who) => format!(
             "\n  Impersonated:  by {}{}",
