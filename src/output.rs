@@ -41,15 +41,10 @@ pub fn json<T: Serialize>(value: &T) -> Result<()> {
         .map_err(stdout_error)
 }
 
-/// The `-o` of a command that prints contexts: table (the default), json or name.
-pub fn listing_format(output: Option<OutputFormat>) -> Result<OutputFormat> {
-    match output {
-        Some(OutputFormat::ExecCredential) => Err(Error::usage(
-            "-o exec-credential is an output of `mycli token` only",
-        )
-        .with_hint("use -o table, json or name here")),
-        other => Ok(other.unwrap_or(OutputFormat::Table)),
-    }
+/// The `-o` of a command that prints contexts: table (the default), json or name (any other
+/// format was refused before the command ran: `Command::output_formats`).
+pub fn listing_format(output: Option<OutputFormat>) -> OutputFormat {
+    output.unwrap_or(OutputFormat::Table)
 }
 
 fn stdout_error(e: std::io::Error) -> Error {

@@ -6,7 +6,7 @@ use crate::select::{Rule, Selection};
 use crate::store::Config;
 
 pub fn run(app: &App) -> Result<()> {
-    let format = output::listing_format(app.output)?;
+    let format = output::listing_format(app.output);
     let config = Config::load(&app.paths)?;
     let selected = selected_here(app, &config);
     match format {

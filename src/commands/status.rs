@@ -34,7 +34,7 @@ pub fn run(app: &App, args: StatusArgs) -> Result<()> {
     let secret_note = check_secret(app, &key, &mut ctx, now);
     let current = config.current.as_deref() == Some(key.as_str());
 
-    match output::listing_format(app.output)? {
+    match output::listing_format(app.output) {
         OutputFormat::Json => {
             let mut item = ContextJson::new(&key, &ctx, current);
             item.selected = rule.is_some();
@@ -104,7 +104,7 @@ fn all(app: &App, config: &Config) -> Result<()> {
             .and_then(|(k, rule)| (k == key).then_some(rule.clone()));
         rows.push((key.as_str(), ctx, rule));
     }
-    match output::listing_format(app.output)? {
+    match output::listing_format(app.output) {
         OutputFormat::Json => {
             let items: Vec<StatusJson> = rows
                 .iter()
