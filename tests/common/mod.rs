@@ -96,24 +96,19 @@ impl Sandbox {
 
     /// The real binary with only PATH, HOME and the sandbox's variables.
     pub fn cmd(&self) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.tmp.path())
-            .env("LANG", "C.UTF-8")
-            .stdin(Stdio::null());
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        cmd
+        self.with_env(Command::new(BIN))
     }
 
     /// `line` (a shell command line) run by script(1) on a terminal, with the environment of
     /// `cmd` (stdin is null; set it, stdout and any variable after).
     pub fn terminal_cmd(&self, line: &str) -> Command {
         let mut cmd = Command::new("script");
-        cmd.args(["-qec", line, "/dev/null"])
-            .env_clear()
+        cmd.args(["-qec", line, "/dev/null"]);
+        self.with_env(cmd)
+    }
+
+    fn with_env(&self, mut cmd: Command) -> Command {
+        cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.tmp.path())
             .env("LANG", "C.UTF-8")
