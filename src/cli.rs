@@ -357,7 +357,14 @@ pub const EXIT_STATUS: &[(&str, &str)] = &[
         "4",
         "A new login is needed: no session for the selected context, or its refresh token expired or was revoked.",
     ),
-    ("130", "Interrupted (Ctrl-C); nothing was stored."),
+    (
+        "130",
+        "Interrupted (Ctrl-C, SIGTERM, or SIGHUP when the terminal closes); the store is left whole.",
+    ),
+    (
+        "other",
+        "`mycli exec` and `mycli shell` exit with their command's status: its exit code, 128+N when signal N ended it, 127 when it was not found, 126 when it could not be run.",
+    ),
 ];
 
 /// `mycli help environment`.
