@@ -1001,6 +1001,37 @@ fn oidc_logout_succeeds_when_access_tokens_cannot_be_revoked() {
     oidc_logout(json!({"revoke_unsupported_access": true}));
 }
 
+#[test]
+fn verbose_logout_shows_the_error_fields_of_a_refused_revocation() {
+    let mut w = World::new();
+    let issuer = format!("{}/oidc", w.base);
+    w.login(&[
+        "--provider",
+        "oidc",
+        "--issuer",
+        &issuer,
+        "--org",
+        "org_acme",
+        "--name",
+        "acme",
+    ]);
+    // A client the IdP no longer knows: its revocation endpoint answers 401 invalid_client.
+    let config = w.sb.path("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("client-id = \"client_test\""), "{text}");
+    std::fs::write(
+        &config,
+        text.replace("client-id = \"client_test\"", "client-id = \"client_gone\""),
+    )
+    .unwrap();
+    let run = w.run(&["-v", "logout"]);
+    assert!(
+        run.stderr.contains("< 401 error=invalid_client"),
+        "-v shows the response's error fields: {run:#?}"
+    );
+    w.assert_no_secrets();
+}
+
 // ---------------------------------------------------------------------------------------------
 // 9. -v shows the exchange, never a secret
 // ---------------------------------------------------------------------------------------------

@@ -215,8 +215,8 @@ impl Http {
         response: reqwest::Response,
     ) -> Result<std::result::Result<u16, IdpError>> {
         let status = response.status().as_u16();
-        self.ui.debug(&format!("< {status}"));
         if (200..400).contains(&status) {
+            self.ui.debug(&format!("< {status}"));
             return Ok(Ok(status));
         }
         let body = read_capped(response)
@@ -225,7 +225,19 @@ impl Http {
             .flatten()
             .unwrap_or_default();
         let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        Ok(Err(idp_error(status, value)))
+        let err = idp_error(status, value);
+        self.log_refusal(&err);
+        Ok(Err(err))
+    }
+
+    /// `-v`: a refusal's status and error fields.
+    fn log_refusal(&self, err: &IdpError) {
+        self.ui.debug(&format!(
+            "< {} error={} error_description={}",
+            err.status,
+            err.code.as_deref().unwrap_or("-"),
+            err.description.as_deref().unwrap_or("-")
+        ));
     }
 
     /// POSTs a form whose effect the server may apply even when its answer is lost: a refresh,
@@ -336,11 +348,7 @@ impl Http {
         match value {
             Some(value) if value.is_object() && status < 500 => {
                 let err = idp_error(status, value);
-                self.ui.debug(&format!(
-                    "< {status} error={} error_description={}",
-                    err.code.as_deref().unwrap_or("-"),
-                    err.description.as_deref().unwrap_or("-")
-                ));
+                self.log_refusal(&err);
                 Ok(Reply::Refused(err))
             }
             // A 400 or 401 without a JSON body is still a refusal (Glewlwyd answers a spent
