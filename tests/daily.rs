@@ -721,27 +721,22 @@ fn switch_tab_offers_context_names_and_flags_only_after_a_dash() {
 // 7. Help that teaches
 // ---------------------------------------------------------------------------------------------
 
-const COMMANDS: [&str; 14] = [
-    "login",
-    "switch",
-    "contexts",
-    "current",
-    "token",
-    "refresh",
-    "status",
-    "logout",
-    "rename",
-    "pin",
-    "exec",
-    "shell",
-    "prompt",
-    "completions",
-];
+/// Every command but `help`, as the CLI defines them (a new one is covered at once).
+fn commands() -> Vec<String> {
+    mycli::cli::Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .filter(|name| name != "help")
+        .collect()
+}
 
 #[test]
 fn every_command_help_has_examples_and_global_flags_under_their_own_heading() {
     let sb = Sandbox::new();
-    for cmd in COMMANDS {
+    let commands = commands();
+    assert!(commands.len() >= 14, "{commands:?}");
+    for cmd in &commands {
+        let cmd = cmd.as_str();
         let run = sb.run(&[cmd, "--help"]);
         run.ok();
         let help = &run.stdout;
