@@ -723,9 +723,8 @@ impl Provider {
             )
             .with_hint(MISBEHAVING));
         }
-        let skew = 300;
         if let Some(exp) = c.get("exp").and_then(Value::as_f64)
-            && (exp as i64).saturating_add(skew) < now
+            && (exp as i64).saturating_add(EXPIRY_SKEW) < now
         {
             return Err(
                 Error::failure("the ID token has already expired; refusing it")
@@ -833,7 +832,7 @@ enum Answering<'a> {
 /// The longest access-token lifetime mycli believes: a day. A longer one (an `exp` in
 /// milliseconds, `expires_in: 1e300`) is clamped to it, which only means an earlier refresh.
 const MAX_LIFETIME: i64 = 86_400;
-/// How far in the past an access token's `exp` may lie (clock skew) before it is refused.
+/// How far in the past an access or ID token's `exp` may lie (clock skew) before it is refused.
 const EXPIRY_SKEW: i64 = 300;
 /// The lifetime assumed when the answer says nothing.
 const DEFAULT_LIFETIME: i64 = 300;
