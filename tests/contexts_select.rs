@@ -1274,6 +1274,25 @@ fn prompt_follows_a_hand_edit_of_config_toml_at_once() {
     assert_eq!(run_in(&sb, &repo, &env, &["prompt"]).ok().stdout, "");
 }
 
+#[test]
+fn prompt_answers_from_cache_names_alone() {
+    // cache/names holds the fingerprint of config.toml: when it answers, nothing else is read
+    // or parsed (config.toml would be, and the index rebuilt, had prompt checked the index too).
+    let sb = store(&ORGS);
+    sb.run(&["contexts"]).ok();
+    std::fs::remove_file(sb.path("cache/config.index")).unwrap();
+    assert_eq!(sb.run(&["prompt"]).ok().stdout, "cur\n");
+    assert!(
+        !sb.path("cache/config.index").exists(),
+        "prompt parsed config.toml although cache/names answered"
+    );
+    // A dangling pointer shows nothing, from the names file as from the store.
+    std::fs::write(sb.path("current.toml"), "current = \"org_gone\"\n").unwrap();
+    assert_eq!(sb.run(&["prompt"]).ok().stdout, "");
+    sb.write_config(&sb.config_text().replace("\n\n", "\n\n\n"));
+    assert_eq!(sb.run(&["prompt"]).ok().stdout, "");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Hostile pins, paths and environments: what a cloned repository, a shared directory or a
 // slip of the keyboard can make these commands do

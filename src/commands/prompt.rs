@@ -14,12 +14,13 @@ pub fn run(app: &App) -> Result<()> {
 }
 
 /// Like `mycli token`, it reads the pointer (or the pin) and, for the name, looks one context
-/// up in the index; the whole store is loaded only when the index cannot answer.
+/// up in `cache/names` (or the index); the whole store is loaded only when neither is of
+/// `config.toml` as it is now, which is also how a broken store or a dangling pointer shows.
 fn name(app: &App) -> Option<String> {
     let selection = Selection::of(app).ok()?;
     // A name or organization id from the flag or the environment; a key otherwise.
     let (query, by_name) = match &selection.target {
-        Target::Current => (Config::read_current(&app.paths).ok()??, false),
+        Target::Current => (Config::current_pointer(&app.paths).ok()??, false),
         Target::Organization(org) => (org.clone(), false),
         Target::Query(query) => (query.clone(), true),
     };

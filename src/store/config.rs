@@ -247,8 +247,21 @@ impl Config {
             }
             return Ok(p.current);
         }
-        // A hand-written store may keep the pointer in config.toml. Top-level keys come before
-        // the first table in TOML, so only the part before the first `[` line is read.
+        Config::current_in_config(paths)
+    }
+
+    /// The `current` pointer as written, not checked against `config.toml` (`mycli prompt`,
+    /// whose lookup of the name checks the fingerprint itself).
+    pub fn current_pointer(paths: &Paths) -> Result<Option<String>> {
+        match Pointers::read(paths)? {
+            Some(p) => Ok(p.current),
+            None => Config::current_in_config(paths),
+        }
+    }
+
+    /// The pointer of a hand-written store that keeps it in config.toml. Top-level keys come
+    /// before the first table in TOML, so only the part before the first `[` line is read.
+    fn current_in_config(paths: &Paths) -> Result<Option<String>> {
         let path = paths.config();
         let prefix = match read_top_level(&path) {
             Ok(prefix) => prefix,
