@@ -767,6 +767,30 @@ fn sigterm_to_exec_each_stops_the_command_and_the_remaining_runs() {
 }
 
 #[test]
+fn exec_each_runs_below_a_broken_pin_it_does_not_use() {
+    // `--each` picks its contexts by pattern and pins each one for its command: the pin of the
+    // working directory plays no part, so a broken one must not stop the runs.
+    let sb = store(&ORGS);
+    let dir = work(&sb).join("broken");
+    pin(&dir, "colour = \"red\"\n");
+    let run = run_in(
+        &sb,
+        &dir,
+        &[],
+        &[
+            "exec",
+            "--each",
+            "org_?l*",
+            "--",
+            "sh",
+            "-c",
+            "echo $MYCLI_CONTEXT",
+        ],
+    );
+    assert_eq!(run.ok().stdout, "org_flag\n");
+}
+
+#[test]
 fn exec_each_runs_every_match_in_turn_and_reports_failures_and_skips() {
     let mut contexts = ORGS.to_vec();
     contexts.push(("org_gone", "gone"));

@@ -28,7 +28,9 @@ pub fn run(app: &App, args: ExecArgs) -> Result<()> {
     };
     let config = Config::load(&app.paths)?;
     if let Some(pattern) = &args.each {
-        if Selection::of(app)?.rule == Rule::Flag {
+        // The pattern picks the contexts: the working directory's pin plays no part (a broken
+        // one must not stop the runs), so no directory walk either.
+        if app.context.is_some() && Selection::of(app)?.rule == Rule::Flag {
             return Err(Error::usage("--each and --context cannot be combined")
                 .with_hint("--each PATTERN picks the contexts; drop --context"));
         }
