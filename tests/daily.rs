@@ -560,6 +560,19 @@ fn logout_of_the_current_context_says_none_is_current_and_how_to_pick_one() {
         "{}",
         run.stderr
     );
+
+    // `--all` says it once, at the end, when the current one was among them.
+    sb.write_config(&text);
+    sb.run(&["switch", "alpha"]).ok();
+    let run = sb.run(&["logout", "--all"]);
+    run.ok();
+    assert_eq!(
+        run.stderr.matches("No context is left").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("current now"), "{}", run.stderr);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,14 +9,28 @@ use crate::store::write::SessionWrite;
 use crate::store::{Config, Context, ProviderKind, Storage};
 
 pub fn run(app: &App, args: LogoutArgs) -> Result<()> {
-    super::for_each_target(
+    let mut current_gone = false;
+    let result = super::for_each_target(
         app,
         args.all,
         args.name.as_deref(),
         "No contexts to log out of.",
         "some contexts could not be logged out of (see above)",
-        |config, key| logout_one(app, config, key, !args.all),
-    )
+        |config, key| {
+            logout_one(app, config, key, !args.all)?;
+            current_gone |= config.current.as_deref() == Some(key);
+            Ok(())
+        },
+    );
+    // `--all` says what is current once, after the last one.
+    if args.all
+        && current_gone
+        && let Ok(config) = Config::load(&app.paths)
+        && config.current.is_none()
+    {
+        app.ui.say(&no_current_now(&config));
+    }
+    result
 }
 
 fn logout_one(app: &App, config: &Config, key: &str, say_what_is_current: bool) -> Result<()> {
