@@ -163,6 +163,10 @@ fn an_endless_answer_is_refused_not_buffered() {
     let run = sb.run(&["login", "--org", "org_acme", "--device"]);
     run.code(1);
     assert!(run.stderr.contains("larger than"), "{run:#?}");
+    assert!(
+        run.stderr.contains("\nhint: "),
+        "the error says what to do: {run:#?}"
+    );
     assert!(!sb.path("config.toml").exists());
 }
 

@@ -302,10 +302,13 @@ impl Http {
         let body = match read_capped(response).await {
             Ok(Some(body)) => body,
             Ok(None) => {
-                return Err(Failure::Other(Error::failure(format!(
-                    "{host} sent an answer larger than {} KiB; refusing it",
-                    MAX_BODY / 1024
-                ))));
+                return Err(Failure::Other(
+                    Error::failure(format!(
+                        "{host} sent an answer larger than {} KiB; refusing it",
+                        MAX_BODY / 1024
+                    ))
+                    .with_hint(issuer_hint()),
+                ));
             }
             Err(e) => return Err(lost(&e)),
         };
