@@ -1145,6 +1145,34 @@ fn token_prints_json_and_exec_credentials() {
     run_in(&sb, &work(&sb), &[], &["contexts", "-o", "exec-credential"]).code(2);
 }
 
+#[test]
+fn token_in_every_format_loads_no_context_while_the_cache_is_fresh() {
+    // kubectl runs `token -o exec-credential` before each of its commands: like plain `token`,
+    // it reads the index's header, never the contexts. A damaged index body shows it: loading
+    // the contexts would notice and rebuild the index.
+    let sb = store(&ORGS);
+    sb.run(&["contexts"]).ok();
+    let index = sb.path("cache/config.index");
+    let mut damaged = std::fs::read(&index).unwrap();
+    let last = damaged.len() - 2;
+    damaged[last] ^= 0x01;
+    std::fs::write(&index, &damaged).unwrap();
+    assert_eq!(printed_token(&sb.run(&["token"])), "tok-cur");
+    let run = sb.run(&["token", "-o", "exec-credential"]);
+    let v: Value = serde_json::from_str(&run.ok().stdout).unwrap();
+    assert_eq!(v["status"]["token"], "tok-cur");
+    let run = sb.run(&["token", "-o", "json"]);
+    let v: Value = serde_json::from_str(&run.ok().stdout).unwrap();
+    assert_eq!(
+        (&v["context"], &v["access_token"]),
+        (&json!("cur"), &json!("tok-cur"))
+    );
+    assert!(
+        std::fs::read(&index).unwrap() == damaged,
+        "the contexts were loaded"
+    );
+}
+
 fn exp_of(sb: &Sandbox, key: &str) -> String {
     let v: Value = serde_json::from_slice(&std::fs::read(sb.token_file(key)).unwrap()).unwrap();
     let secs = v["expires_at"].as_i64().unwrap();

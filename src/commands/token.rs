@@ -15,18 +15,26 @@ use crate::time;
 /// Prints a valid access token and nothing else (or, with `-o json` / `-o exec-credential`,
 /// the token in a JSON document for another program).
 ///
-/// The hot path reads the `current` pointer from the top of `config.toml` (or the
-/// organization of a `.mycli.toml` pin) and the context's cached token: no parse of the
-/// contexts, no keychain, no network, no runtime.
+/// The hot path, in every format (kubectl runs `-o exec-credential` before each of its
+/// commands), reads the `current` pointer of `current.toml` (or the organization of a
+/// `.mycli.toml` pin), the index's header and the context's cached token, and for JSON the
+/// context's name from `cache/names`: no parse of the contexts, no keychain, no network, no
+/// runtime.
 pub fn run(app: &App) -> Result<()> {
     let format = Format::of(app.output)?;
     let selection = Selection::of(app)?;
-    if format == Format::Plain
-        && let Some(key) = quick_key(app, &selection)?
+    if let Some(key) = quick_key(app, &selection)?
         && let Some(token) = tokens::read(&app.paths, &key)
         && token.fresh(app.now(), MARGIN_SECS)
     {
-        return output::line(token.access_token.expose());
+        match format {
+            Format::Json => {
+                if let Some(Some(name)) = Config::indexed_name(&app.paths, &key, false) {
+                    return print(format, &token, &key, &name);
+                }
+            }
+            _ => return print(format, &token, &key, ""),
+        }
     }
     let config = Config::load(&app.paths)?;
     let key = selection.key(&config)?;
@@ -34,16 +42,21 @@ pub fn run(app: &App) -> Result<()> {
         Some(token) if token.fresh(app.now(), MARGIN_SECS) => token,
         _ => session::fresh_token(app, &key, false)?,
     };
+    print(format, &token, &key, &config.contexts[&key].name)
+}
+
+/// The token of context `key` in `format` (`name`, the context's, is printed in JSON alone).
+fn print(format: Format, token: &CachedToken, key: &str, name: &str) -> Result<()> {
     match format {
         Format::Plain => output::line(token.access_token.expose()),
         Format::Json => output::json(&TokenJson {
             access_token: token.access_token.expose(),
             token_type: "Bearer",
             expires_at: time::rfc3339(token.expires_at),
-            context: &config.contexts[&key].name,
-            organization_id: Context::organization_id(&key),
+            context: name,
+            organization_id: Context::organization_id(key),
         }),
-        Format::ExecCredential(api_version) => output::json(&exec_credential(api_version, &token)),
+        Format::ExecCredential(api_version) => output::json(&exec_credential(api_version, token)),
     }
 }
 
