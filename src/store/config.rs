@@ -603,19 +603,6 @@ fn read_top_level(path: &Path) -> std::io::Result<String> {
     Ok(prefix)
 }
 
-/// The part of a TOML document before its first table header.
-#[cfg(test)]
-fn top_level_prefix(text: &str) -> &str {
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        if line.trim_start().starts_with('[') {
-            return &text[..offset];
-        }
-        offset += line.len();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -672,11 +659,18 @@ needs-login = true
 
     #[test]
     fn prefix_stops_at_first_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = |text: &str| {
+            let path = dir.path().join("config.toml");
+            std::fs::write(&path, text).unwrap();
+            read_top_level(&path).unwrap()
+        };
         assert_eq!(
-            top_level_prefix(SAMPLE),
+            prefix(SAMPLE),
             "current = \"org_acme\"\nprevious = \"org_globex\"\n\n"
         );
-        assert_eq!(top_level_prefix("current = \"a\""), "current = \"a\"");
+        assert_eq!(prefix("current = \"a\""), "current = \"a\"");
+        assert_eq!(prefix("  [contexts.a]\ncurrent = \"a\"\n"), "");
     }
 
     #[test]
