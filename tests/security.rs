@@ -1329,3 +1329,32 @@ fn an_oidc_refresh_that_states_no_claims_keeps_the_contexts_organization() {
     sb.run(&["refresh"]).ok();
     assert_eq!(refreshes.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+#[test]
+fn a_plain_http_issuer_written_into_config_toml_never_gets_the_refresh_token() {
+    let idp = Scripted::start(vec![Response::json(jwt_answer(
+        json!({"exp": now() + 600}),
+    ))]);
+    let sb = workos_sandbox(&idp.base);
+    sb.run(&["login", "--org", "org_acme", "--device"]).ok();
+    // A hand edit (or a typo) makes the context's issuer plain http to a host off loopback:
+    // refresh and logout would send the refresh token there in clear text.
+    let text = sb.config_text();
+    let edited = text.replace(
+        &format!("issuer = \"{}\"", idp.base),
+        "issuer = \"http://idp.invalid\"",
+    );
+    assert_ne!(edited, text);
+    sb.write_config(&edited);
+    std::fs::remove_file(sb.token_file("org_acme")).unwrap();
+    let run = sb.run(&["token"]);
+    run.code(1);
+    assert!(run.stderr.contains("plain-http issuer"), "{run:#?}");
+    assert_error_and_hint(&run);
+    let run = sb.run(&["logout"]);
+    run.ok();
+    assert!(
+        run.stderr.contains("plain-http issuer") && run.stderr.contains("may still be active"),
+        "{run:#?}"
+    );
+}

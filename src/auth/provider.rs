@@ -327,6 +327,15 @@ pub struct Provider {
 impl Provider {
     /// WorkOS paths are fixed; OIDC endpoints come from the discovery document.
     pub async fn discover(http: &Http, config: ProviderConfig) -> Result<Provider> {
+        // Every use of a provider comes through here, a context's too, whose issuer is read
+        // from config.toml as a hand edit left it: the rule for a typed issuer holds before
+        // a refresh token is sent anywhere.
+        if let Err(err) = check_issuer(&config.issuer) {
+            return Err(Error::failure(err.message).with_hint(
+                "correct the context's `issuer` in config.toml (https://, plain http only on \
+                 loopback), or sign in again",
+            ));
+        }
         match config.kind {
             ProviderKind::Workos => {
                 let base = &config.issuer;
