@@ -512,17 +512,15 @@ impl<'a> ConfigLock<'a> {
 /// `config.toml`). Reads only the index's first line.
 pub(crate) fn index_is_current(paths: &Paths) -> Result<bool> {
     use std::io::Read;
-    let meta = match std::fs::metadata(paths.config()) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
-        Err(e) => return Err(Error::io("read", &paths.config(), &e)),
+    let Some(fingerprint) = stat_config(paths)? else {
+        return Ok(true);
     };
     let mut head = [0u8; 256];
     let Ok(mut file) = files::open_no_wait(&paths.index()) else {
         return Ok(false);
     };
     let n = file.read(&mut head).unwrap_or(0);
-    Ok(index::header_matches(&head[..n], Fingerprint::of(&meta)))
+    Ok(index::header_matches(&head[..n], fingerprint))
 }
 
 fn read_index(paths: &Paths, fingerprint: Fingerprint) -> Option<Config> {
