@@ -38,11 +38,37 @@ pub fn lock_context(app: &App, key: &str) -> Result<ContextLock> {
     ContextLock::acquire(&app.paths, key, wait)
 }
 
+/// How fresh a caller needs the access token to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// What `mycli token` may hand out: fresh by the refresh margin.
+    Usable,
+    /// Valid for at least this many more seconds (`mycli exec`), else refreshed.
+    ValidFor(i64),
+    /// A new one, whatever the cache holds (`mycli refresh`).
+    New,
+}
+
+impl Want {
+    /// Whether `token` will do, `now`, for a caller that asked at `asked_at` (before waiting
+    /// for the lock). A token fetched after that is as fresh as the IdP makes them, even when
+    /// it lives less than `ValidFor` asks: fetching another would refresh once per caller.
+    fn met_by(self, token: &CachedToken, now: i64, asked_at: i64) -> bool {
+        match self {
+            Want::Usable => token.fresh(now, MARGIN_SECS),
+            Want::ValidFor(secs) => {
+                token.valid_for(now, secs) || token.issued_at.is_some_and(|at| at > asked_at)
+            }
+            Want::New => false,
+        }
+    }
+}
+
 /// A valid access token for `key`: the cached one when it is fresh (and `force` is false),
 /// else a refreshed one. A refresh whose rotated secret could not be saved still returns the
 /// token, after a warning that says what was lost.
-pub fn fresh_token(app: &App, key: &str, force: bool) -> Result<CachedToken> {
-    let (token, unsaved) = fresh_token_checked(app, key, force)?;
+pub fn fresh_token(app: &App, key: &str, want: Want) -> Result<CachedToken> {
+    let (token, unsaved) = fresh_token_checked(app, key, want)?;
     if let Some(err) = unsaved {
         app.ui.warn(&err.message);
         if let Some(hint) = &err.hint {
@@ -57,12 +83,14 @@ pub fn fresh_token(app: &App, key: &str, force: bool) -> Result<CachedToken> {
 pub fn fresh_token_checked(
     app: &App,
     key: &str,
-    force: bool,
+    want: Want,
 ) -> Result<(CachedToken, Option<Error>)> {
+    let asked_at = app.now();
     let lock = lock_context(app, key)?;
-    if !force
-        && let Some(token) = tokens::read(&app.paths, key)
-        && token.fresh(app.now(), MARGIN_SECS)
+    // Checked again under the lock: a process that waited for it finds the token the holder
+    // just fetched, so a storm of callers makes one refresh.
+    if let Some(token) = tokens::read(&app.paths, key)
+        && want.met_by(&token, app.now(), asked_at)
     {
         return Ok((token, None));
     }
@@ -307,7 +335,7 @@ mod tests {
     fn a_fresh_cached_token_is_returned_without_asking_the_idp() {
         let idp = idp(rotated());
         let t = signed_in(&idp, Storage::Keychain, Some(NOW + MARGIN_SECS + 1));
-        let token = fresh_token(&t.app, KEY, false).unwrap();
+        let token = fresh_token(&t.app, KEY, Want::Usable).unwrap();
         assert_eq!(token.access_token.expose(), "at-org_acme");
         assert!(idp.requests.lock().unwrap().is_empty());
     }
@@ -316,7 +344,7 @@ mod tests {
     fn a_token_inside_the_margin_is_refreshed_and_the_rotated_secret_saved() {
         let idp = idp(rotated());
         let t = signed_in(&idp, Storage::Keychain, Some(NOW + MARGIN_SECS));
-        let token = fresh_token(&t.app, KEY, false).unwrap();
+        let token = fresh_token(&t.app, KEY, Want::Usable).unwrap();
         assert_eq!(token.access_token.expose(), "at-new");
         assert_eq!(token.expires_at, NOW + 300);
         let calls = idp.calls("/user_management/authenticate");
@@ -332,10 +360,10 @@ mod tests {
         let ctx = t.context(KEY).unwrap();
         assert_eq!(ctx.access_token_expires_at, Some(time::rfc3339(NOW + 300)));
         // The next call is served from the cache, until the clock moves past the margin.
-        fresh_token(&t.app, KEY, false).unwrap();
+        fresh_token(&t.app, KEY, Want::Usable).unwrap();
         assert_eq!(idp.calls("/").len(), 1);
         t.app.clock.set(NOW + 300 - MARGIN_SECS);
-        fresh_token(&t.app, KEY, false).unwrap();
+        fresh_token(&t.app, KEY, Want::Usable).unwrap();
         assert_eq!(idp.calls("/").len(), 2);
     }
 
@@ -343,7 +371,7 @@ mod tests {
     fn force_refreshes_a_fresh_token() {
         let idp = idp(rotated());
         let t = signed_in(&idp, Storage::File, Some(NOW + 3600));
-        let token = fresh_token(&t.app, KEY, true).unwrap();
+        let token = fresh_token(&t.app, KEY, Want::New).unwrap();
         assert_eq!(token.access_token.expose(), "at-new");
         let saved = t.app.credentials().load(KEY, Storage::File).unwrap();
         assert_eq!(saved.unwrap().expose(), "rt-new");
@@ -353,7 +381,7 @@ mod tests {
     fn a_terminal_refusal_marks_the_context_and_forgets_the_secret() {
         let idp = idp((400, json!({"error": "invalid_grant"})));
         let t = signed_in(&idp, Storage::Keychain, None);
-        let err = fresh_token(&t.app, KEY, false).unwrap_err();
+        let err = fresh_token(&t.app, KEY, Want::Usable).unwrap_err();
         assert_eq!(err.kind, Kind::NeedsLogin);
         assert!(err.message.contains("invalid_grant"), "{}", err.message);
         assert_eq!(
@@ -364,7 +392,7 @@ mod tests {
         let creds = t.app.credentials();
         assert!(creds.load(KEY, Storage::Keychain).unwrap().is_none());
         // Marked: no further request until a new login.
-        let again = fresh_token(&t.app, KEY, false).unwrap_err();
+        let again = fresh_token(&t.app, KEY, Want::Usable).unwrap_err();
         assert_eq!(again.kind, Kind::NeedsLogin);
         assert_eq!(idp.calls("/").len(), 1);
     }
@@ -373,7 +401,7 @@ mod tests {
     fn another_refusal_keeps_the_session() {
         let idp = idp((400, json!({"code": "rate_limited", "message": "slow"})));
         let t = signed_in(&idp, Storage::Keychain, None);
-        let err = fresh_token(&t.app, KEY, false).unwrap_err();
+        let err = fresh_token(&t.app, KEY, Want::Usable).unwrap_err();
         assert_eq!(err.kind, Kind::Failure);
         assert!(err.hint.unwrap().contains("the session is kept"));
         assert!(!t.context(KEY).unwrap().needs_login);
@@ -390,7 +418,7 @@ mod tests {
             .credentials()
             .delete(&t.lock(KEY), Storage::Keychain)
             .unwrap();
-        let err = fresh_token(&t.app, KEY, false).unwrap_err();
+        let err = fresh_token(&t.app, KEY, Want::Usable).unwrap_err();
         assert_eq!(err.kind, Kind::NeedsLogin);
         assert!(t.context(KEY).unwrap().needs_login);
         assert!(idp.calls("/").is_empty());
@@ -402,7 +430,7 @@ mod tests {
         body["organization_id"] = json!("org_other");
         let idp = idp((status, body));
         let t = signed_in(&idp, Storage::Keychain, None);
-        let err = fresh_token(&t.app, KEY, false).unwrap_err();
+        let err = fresh_token(&t.app, KEY, Want::Usable).unwrap_err();
         assert!(err.message.contains("org_other"), "{}", err.message);
         assert!(crate::store::tokens::read(&t.app.paths, KEY).is_none());
     }
@@ -412,7 +440,7 @@ mod tests {
         let idp = idp(rotated());
         let t = signed_in(&idp, Storage::Keychain, None);
         testing::fail_next_keychain_call(&t, KEY);
-        let err = fresh_token(&t.app, KEY, false).unwrap_err();
+        let err = fresh_token(&t.app, KEY, Want::Usable).unwrap_err();
         assert!(err.message.contains("keychain"), "{}", err.message);
         assert!(idp.calls("/").is_empty());
         assert!(!t.context(KEY).unwrap().needs_login);

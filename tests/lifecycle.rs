@@ -1209,3 +1209,23 @@ fn an_idp_whose_clock_is_off_by_an_hour_works_as_if_it_were_not() {
         "after a refresh mycli says {left} s"
     );
 }
+
+#[test]
+fn a_storm_of_exec_needing_five_minutes_makes_one_refresh() {
+    // The cached token is usable for `token` but expires within exec's five minutes: every
+    // exec needs a new one, and the first to take the lock fetches it for all.
+    // The refresh takes over a second, so the token it fetches is stamped after every exec
+    // asked (the cache counts whole seconds).
+    let mut w = World::with_scenario(json!({"refresh_delay_ms": 1100}));
+    w.login_org("org_acme", "acme").ok();
+    w.expire_cached_in("org_acme", 120);
+    let before = w.refreshes();
+    let children: Vec<Child> = (0..6)
+        .map(|_| w.spawn(&["exec", "--", "sh", "-c", "test -n \"$MYCLI_TOKEN\""]))
+        .collect();
+    for (i, child) in children.into_iter().enumerate() {
+        w.finish(&format!("exec {i}"), child, false).ok();
+    }
+    assert_eq!(w.refreshes(), before + 1, "one refresh for the whole storm");
+    w.assert_no_secrets();
+}

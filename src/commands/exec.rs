@@ -147,14 +147,15 @@ fn each(
 }
 
 /// The context's access token, refreshed first when it expires within five minutes (however
-/// short its lifetime: a command may run for a while).
+/// short its lifetime: a command may run for a while). Many `exec` started together make one
+/// refresh: the others take the token fetched while they waited for the lock.
 fn token_for_exec(app: &App, key: &str) -> Result<CachedToken> {
     if let Some(token) = tokens::read(&app.paths, key)
-        && token.expires_at.saturating_sub(EXEC_MARGIN_SECS) > app.now()
+        && token.valid_for(app.now(), EXEC_MARGIN_SECS)
     {
         return Ok(token);
     }
-    session::fresh_token(app, key, true)
+    session::fresh_token(app, key, session::Want::ValidFor(EXEC_MARGIN_SECS))
 }
 
 /// The command for one context: `MYCLI_CONTEXT` pinned to its key (the organization id: a

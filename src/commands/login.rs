@@ -709,7 +709,7 @@ fn usable(app: &App, key: &str, ctx: &Context) -> Result<bool> {
     if ctx.needs_login {
         return Ok(false);
     }
-    match session::fresh_token(app, key, false) {
+    match session::fresh_token(app, key, session::Want::Usable) {
         Ok(_) => Ok(true),
         Err(e) if e.kind == crate::error::Kind::NeedsLogin => Ok(false),
         Err(e) => Err(e),

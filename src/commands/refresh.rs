@@ -15,7 +15,7 @@ pub fn run(app: &App, args: RefreshArgs) -> Result<()> {
             let name = &config.contexts[key].name;
             // A refresh whose rotated secret was lost fails `refresh`, whose point is the
             // session.
-            let (token, lost) = session::fresh_token_checked(app, key, true)?;
+            let (token, lost) = session::fresh_token_checked(app, key, session::Want::New)?;
             if let Some(err) = lost {
                 return Err(err);
             }

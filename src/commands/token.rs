@@ -40,7 +40,7 @@ pub fn run(app: &App) -> Result<()> {
     let key = selection.key(&config)?;
     let token = match tokens::read(&app.paths, &key) {
         Some(token) if token.fresh(app.now(), MARGIN_SECS) => token,
-        _ => session::fresh_token(app, &key, false)?,
+        _ => session::fresh_token(app, &key, session::Want::Usable)?,
     };
     print(format, &token, &key, &config.contexts[&key].name)
 }

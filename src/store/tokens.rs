@@ -33,6 +33,11 @@ impl CachedToken {
         };
         self.expires_at.saturating_sub(margin) > now
     }
+
+    /// Valid for at least `secs` more seconds.
+    pub fn valid_for(&self, now: i64, secs: i64) -> bool {
+        self.expires_at.saturating_sub(secs) > now
+    }
 }
 
 /// The cached token of a context, if there is a readable one. Never fails: a missing or
