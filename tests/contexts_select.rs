@@ -1167,9 +1167,29 @@ fn token_in_every_format_loads_no_context_while_the_cache_is_fresh() {
         (&v["context"], &v["access_token"]),
         (&json!("cur"), &json!("tok-cur"))
     );
+    // By name (kubectl's exec entry names the context) or by key, from cache/names.
+    let run = sb.run(&["--context", "pinned", "token", "-o", "exec-credential"]);
+    let v: Value = serde_json::from_str(&run.ok().stdout).unwrap();
+    assert_eq!(v["status"]["token"], "tok-pinned");
+    let run = sb.run(&["--context", "org_env", "token", "-o", "json"]);
+    let v: Value = serde_json::from_str(&run.ok().stdout).unwrap();
+    assert_eq!(
+        (&v["context"], &v["access_token"]),
+        (&json!("envctx"), &json!("tok-envctx"))
+    );
     assert!(
         std::fs::read(&index).unwrap() == damaged,
         "the contexts were loaded"
+    );
+    // A hand edit makes cache/names stale: the old name no longer selects anything.
+    sb.write_config(
+        &sb.config_text()
+            .replace("name = \"pinned\"", "name = \"renamed\""),
+    );
+    sb.run(&["--context", "pinned", "token"]).code(1);
+    assert_eq!(
+        printed_token(&sb.run(&["--context", "renamed", "token"])),
+        "tok-pinned"
     );
 }
 

@@ -16,24 +16,24 @@ use crate::time;
 /// the token in a JSON document for another program).
 ///
 /// The hot path, in every format (kubectl runs `-o exec-credential` before each of its
-/// commands), reads the `current` pointer of `current.toml` (or the organization of a
-/// `.mycli.toml` pin), the index's header and the context's cached token, and for JSON the
-/// context's name from `cache/names`: no parse of the contexts, no keychain, no network, no
-/// runtime.
+/// commands), reads the `current` pointer of `current.toml` and the index's header (or the
+/// organization of a `.mycli.toml` pin and the index's header, or a `--context` name in
+/// `cache/names`) and the context's cached token, and for JSON the context's name from
+/// `cache/names`: no parse of the contexts, no keychain, no network, no runtime.
 pub fn run(app: &App) -> Result<()> {
     let format = Format::of(app.output)?;
     let selection = Selection::of(app)?;
-    if let Some(key) = quick_key(app, &selection)?
+    if let Some((key, name)) = quick_key(app, &selection)?
         && let Some(token) = tokens::read(&app.paths, &key)
         && token.fresh(app.now(), MARGIN_SECS)
     {
-        match format {
-            Format::Json => {
+        match (format, name) {
+            (Format::Json, None) => {
                 if let Some(Some(name)) = Config::indexed_name(&app.paths, &key, false) {
                     return print(format, &token, &key, &name);
                 }
             }
-            _ => return print(format, &token, &key, ""),
+            (_, name) => return print(format, &token, &key, name.as_deref().unwrap_or_default()),
         }
     }
     let config = Config::load(&app.paths)?;
@@ -60,14 +60,20 @@ fn print(format: Format, token: &CachedToken, key: &str, name: &str) -> Result<(
     }
 }
 
-/// The key of the selected context when it is known without parsing the contexts.
-fn quick_key(app: &App, selection: &Selection) -> Result<Option<String>> {
+/// The key of the selected context (and its name, when that was looked up) when it is known
+/// without parsing the contexts.
+fn quick_key(app: &App, selection: &Selection) -> Result<Option<(String, Option<String>)>> {
     match &selection.target {
-        Target::Current => Config::read_current(&app.paths),
+        Target::Current => Ok(Config::read_current(&app.paths)?.map(|key| (key, None))),
         // A cached token under the pinned organization's key is that context's while
         // config.toml is as it was indexed; otherwise the store is parsed and checked.
-        Target::Organization(org) if index_is_current(&app.paths)? => Ok(Some(org.clone())),
-        _ => Ok(None),
+        Target::Organization(org) if index_is_current(&app.paths)? => Ok(Some((org.clone(), None))),
+        // A name or key from `--context`, `MYCLI_CONTEXT` or a personal pin, found in
+        // cache/names while it is of config.toml as it is now.
+        Target::Query(query) => Ok(Config::named_entry(&app.paths, query)
+            .flatten()
+            .map(|(key, name)| (key, Some(name)))),
+        Target::Organization(_) => Ok(None),
     }
 }
 

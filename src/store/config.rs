@@ -221,15 +221,20 @@ impl Config {
     /// `mycli prompt`). `None` when the index cannot answer; `Some(None)` when no context
     /// matches.
     pub fn indexed_name(paths: &Paths, query: &str, by_name: bool) -> Option<Option<String>> {
-        let meta = std::fs::metadata(paths.config()).ok()?;
-        let fingerprint = Fingerprint::of(&meta);
-        if let Ok(text) = files::read_to_string(&paths.names())
-            && let Some(found) = index::name_in_names(&text, fingerprint, query, by_name)
-        {
-            return Some(found);
+        let fingerprint = stat_config(paths).ok()??;
+        if let Some(found) = names_entry(paths, fingerprint, query, by_name) {
+            return Some(found.map(|(_, name)| name));
         }
         let text = files::read_to_string(&paths.index()).ok()?;
         index::name_of(&text, fingerprint, query, by_name)
+    }
+
+    /// The key and name of the context keyed, else named, `query`, from `cache/names` alone
+    /// while it matches `config.toml` (`mycli token --context NAME`, which kubectl runs before
+    /// each of its commands). `None` when the file cannot answer; `Some(None)` when no
+    /// context matches.
+    pub fn named_entry(paths: &Paths, query: &str) -> Option<Option<(String, String)>> {
+        names_entry(paths, stat_config(paths).ok()??, query, true)
     }
 
     /// Reads only the `current` pointer, without parsing the contexts (the hot path of
@@ -521,6 +526,16 @@ pub(crate) fn index_is_current(paths: &Paths) -> Result<bool> {
     };
     let n = file.read(&mut head).unwrap_or(0);
     Ok(index::header_matches(&head[..n], fingerprint))
+}
+
+fn names_entry(
+    paths: &Paths,
+    fingerprint: Fingerprint,
+    query: &str,
+    by_name: bool,
+) -> Option<Option<(String, String)>> {
+    let text = files::read_to_string(&paths.names()).ok()?;
+    index::entry_in_names(&text, fingerprint, query, by_name)
 }
 
 fn read_index(paths: &Paths, fingerprint: Fingerprint) -> Option<Config> {

@@ -145,14 +145,14 @@ pub fn encode_names<'a>(
     ))
 }
 
-/// Like `name_of`, from `cache/names`: the context keyed `query` (keys win, as in
-/// `Config::find`), else, when `by_name`, the one named `query`.
-pub fn name_in_names(
+/// Like `name_of`, from `cache/names`, with the key: the context keyed `query` (keys win, as
+/// in `Config::find`), else, when `by_name`, the one named `query`.
+pub fn entry_in_names(
     text: &str,
     fingerprint: Fingerprint,
     query: &str,
     by_name: bool,
-) -> Option<Option<String>> {
+) -> Option<Option<(String, String)>> {
     let (count, body) = whole_body(text, fingerprint)?;
     let mut named = None;
     let mut lines = 0;
@@ -160,10 +160,10 @@ pub fn name_in_names(
         lines += 1;
         let (key, name) = line.split_once('\t')?;
         if key == query {
-            return Some(Some(name.to_string()));
+            return Some(Some((key.to_string(), name.to_string())));
         }
         if by_name && named.is_none() && name == query {
-            named = Some(name.to_string());
+            named = Some((key.to_string(), name.to_string()));
         }
     }
     (lines == count).then_some(named)
@@ -334,7 +334,9 @@ mod tests {
     fn the_names_file_answers_like_the_index_and_only_when_whole() {
         let pairs = [("org_a", "alpha"), ("org_b", "org_a"), ("org_c", "gamma")];
         let text = encode_names(FP, pairs.iter().copied()).unwrap();
-        let find = |t: &str, q: &str, by_name: bool| name_in_names(t, FP, q, by_name);
+        let find = |t: &str, q: &str, by_name: bool| {
+            entry_in_names(t, FP, q, by_name).map(|found| found.map(|(_, name)| name))
+        };
         assert_eq!(find(&text, "org_c", false), Some(Some("gamma".into())));
         assert_eq!(find(&text, "gamma", true), Some(Some("gamma".into())));
         assert_eq!(
@@ -347,7 +349,11 @@ mod tests {
         assert_eq!(find(&text, "org_a", true), Some(Some("alpha".into())));
         // Another fingerprint, a cut or a changed byte: no answer, so the index is asked.
         let other = Fingerprint { len: 9, ..FP };
-        assert_eq!(name_in_names(&text, other, "org_c", false), None);
+        assert_eq!(entry_in_names(&text, other, "org_c", false), None);
+        assert_eq!(
+            entry_in_names(&text, FP, "gamma", true),
+            Some(Some(("org_c".into(), "gamma".into())))
+        );
         assert_eq!(find(&text[..text.len() - 3], "org_a", false), None);
         assert_eq!(find(&text.replace("gamma", "gammb"), "org_a", false), None);
         // What the format cannot hold is not written.
