@@ -207,6 +207,13 @@ fn save_refreshed(
             crate::text::shell_word(org)
         )));
     }
+    // The rotated secret is saved above: refusing a dead token now costs no session.
+    if let Some(dead) = session.dead_on_arrival(app.now()) {
+        return Err(Error {
+            message: format!("{}; it was not used (the session is kept)", dead.message),
+            ..dead
+        });
+    }
     let token = CachedToken {
         key: key.to_string(),
         expires_at: session.expires_at,

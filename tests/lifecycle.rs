@@ -1229,3 +1229,23 @@ fn a_storm_of_exec_needing_five_minutes_makes_one_refresh() {
     assert_eq!(w.refreshes(), before + 1, "one refresh for the whole storm");
     w.assert_no_secrets();
 }
+
+#[test]
+fn a_refreshed_token_that_arrives_expired_is_never_served_and_costs_no_session() {
+    let mut w = World::with_scenario(json!({}));
+    w.login_org("org_acme", "acme").ok();
+    w.make_stale("org_acme");
+    // The IdP (or a clock its `Date` header cannot explain) hands out a token expired a
+    // minute ago: mycli saves the rotated refresh token, and prints nothing.
+    w.idp().scenario(json!({"access_token_ttl": -60}));
+    let run = w.run(&["token"]);
+    run.code(1);
+    assert_eq!(run.stdout, "", "an expired token was served");
+    assert!(run.stderr.contains("session is kept"), "{run:#?}");
+    // With a sane IdP again, the same session refreshes: its rotated secret was kept.
+    w.idp().scenario(json!({"access_token_ttl": 300}));
+    let token = printed_token(&w.run(&["token"]));
+    assert_valid_for(&token, "org_acme", &w.base);
+    assert_eq!(w.stats()["refresh_reuse_detected"], 0);
+    w.assert_no_secrets();
+}

@@ -528,6 +528,14 @@ impl Scripted {
 }
 
 /// A WorkOS token answer for org_acme with this access token.
+/// Makes the cached access token of `key` expired, so the next `token` refreshes.
+fn expire_cached(sb: &Sandbox, key: &str) {
+    let path = sb.token_file(key);
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    v["expires_at"] = json!(now() - 10);
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+}
+
 fn token_answer(access_token: &str) -> Value {
     json!({
         "user": {"id": "user_x", "email": "x@example.com"},
@@ -595,6 +603,15 @@ fn a_token_that_expired_long_ago_is_refused_not_served_forever() {
     );
     assert!(!sb.path("config.toml").exists());
     assert!(credentials(&sb).is_empty(), "a secret was stored");
+
+    // Expired a minute ago (by the IdP's own `Date`, so no clock skew to allow for): an
+    // expired token is never served, not even once.
+    let idp = Scripted::start(vec![Response::json(jwt_answer(json!({"exp": now() - 60})))]);
+    let sb = workos_sandbox(&idp.base);
+    let run = sb.run(&["login", "--org", "org_acme", "--device"]);
+    run.code(1);
+    assert!(run.stderr.contains("expired"), "{run:#?}");
+    assert!(credentials(&sb).is_empty(), "a secret was stored");
 }
 
 #[test]
@@ -631,13 +648,13 @@ fn a_token_with_control_characters_is_never_stored_or_printed() {
     assert!(credentials(&sb).is_empty(), "a secret was stored");
 
     // At refresh: the first answer is fine, the refresh sends the hostile token.
-    // Already expired (within the clock-skew allowance): the first `token` refreshes.
-    let good = jwt_answer(json!({"exp": now() - 10}));
+    let good = jwt_answer(json!({"exp": now() + 600}));
     let mut bad = token_answer(evil);
     bad["refresh_token"] = json!("rt_2");
     let idp = Scripted::start(vec![Response::json(good), Response::json(bad)]);
     let sb = workos_sandbox(&idp.base);
     sb.run(&["login", "--org", "org_acme", "--device"]).ok();
+    expire_cached(&sb, "org_acme");
     let run = sb.run(&["token"]);
     run.code(1);
     assert_eq!(run.stdout, "", "{run:#?}");
@@ -1149,11 +1166,12 @@ fn a_relative_config_dir_is_created_only_by_a_command_that_succeeds() {
 #[test]
 fn a_refresh_refused_with_an_empty_400_asks_for_a_new_login() {
     let idp = Scripted::start(vec![
-        Response::json(jwt_answer(json!({"exp": now() - 10}))),
+        Response::json(jwt_answer(json!({"exp": now() + 600}))),
         Response::new(400, "text/plain", ""),
     ]);
     let sb = workos_sandbox(&idp.base);
     sb.run(&["login", "--org", "org_acme", "--device"]).ok();
+    expire_cached(&sb, "org_acme");
     let run = sb.run(&["token"]);
     run.code(4);
     assert!(

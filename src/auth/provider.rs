@@ -208,6 +208,20 @@ pub struct Session {
     pub impersonator: Option<Impersonator>,
 }
 
+impl Session {
+    /// The access token had expired when it arrived (a broken IdP, or a clock the `Date`
+    /// header could not correct): it is never served.
+    pub fn dead_on_arrival(&self, now: i64) -> Option<Error> {
+        (self.expires_at <= now).then(|| {
+            Error::failure(format!(
+                "the identity provider issued an access token that expired at {}",
+                time::rfc3339(self.expires_at)
+            ))
+            .with_hint("check that this machine's clock is right")
+        })
+    }
+}
+
 /// An impersonated session: WorkOS's `impersonator: {email, reason}`, else an RFC 8693 `act`
 /// claim in the access token (`email` or `sub` of the actor).
 fn impersonator(
@@ -634,13 +648,9 @@ impl Provider {
             .and_then(|c| c.get("exp"))
             .and_then(Value::as_f64)
             .map(|exp| exp - offset as f64);
-        let expires_at = expiry(now, resp.expires_in, exp).map_err(|at| {
-            Error::failure(format!(
-                "the identity provider issued an access token that expired at {}; refusing it",
-                time::rfc3339(at)
-            ))
-            .with_hint("check that this machine's clock is right")
-        })?;
+        // At or before `now` when the token was dead on arrival: login refuses it, a refresh
+        // saves the rotated secret first and then refuses it (`Session::dead_on_arrival`).
+        let expires_at = expiry(now, resp.expires_in, exp);
         let (organization_id, user_id, email) = match self.config.kind {
             ProviderKind::Workos => {
                 let org = resp.organization_id.or_else(|| claim("org_id"));
@@ -841,24 +851,25 @@ enum Answering<'a> {
 /// The longest access-token lifetime mycli believes: a day. A longer one (an `exp` in
 /// milliseconds, `expires_in: 1e300`) is clamped to it, which only means an earlier refresh.
 const MAX_LIFETIME: i64 = 86_400;
-/// How far in the past an access or ID token's `exp` may lie (clock skew) before it is refused.
+/// How far in the past an ID token's `exp` may lie (clock skew) before it is refused. An
+/// access token gets none: its `exp` is already moved into this machine's clock by the IdP's
+/// `Date`, and an expired access token is never served.
 const EXPIRY_SKEW: i64 = 300;
 /// The lifetime assumed when the answer says nothing.
 const DEFAULT_LIFETIME: i64 = 300;
 
 /// When an access token expires (Unix seconds), from the answer's `expires_in`, else the
-/// token's `exp` claim. `Err(exp)` when the token was dead on arrival.
-fn expiry(now: i64, expires_in: Option<f64>, exp: Option<f64>) -> std::result::Result<i64, i64> {
+/// token's `exp` claim; at or before `now` when it was dead on arrival (never before 1970).
+fn expiry(now: i64, expires_in: Option<f64>, exp: Option<f64>) -> i64 {
     let latest = now.saturating_add(MAX_LIFETIME);
     if let Some(secs) = expires_in.filter(|s| s.is_finite() && *s > 0.0) {
-        // `as` saturates; the value is already within 0..=MAX_LIFETIME.
-        return Ok(now.saturating_add(secs.min(MAX_LIFETIME as f64) as i64));
+        // `as` saturates; the value is already within 0..=MAX_LIFETIME (under a second: dead).
+        return now.saturating_add(secs.min(MAX_LIFETIME as f64) as i64);
     }
     match exp.filter(|e| e.is_finite()) {
-        Some(exp) if exp >= latest as f64 => Ok(latest),
-        Some(exp) if exp < now.saturating_sub(EXPIRY_SKEW) as f64 => Err((exp as i64).max(0)),
-        Some(exp) => Ok(exp as i64),
-        None => Ok(now.saturating_add(DEFAULT_LIFETIME)),
+        Some(exp) if exp >= latest as f64 => latest,
+        Some(exp) => (exp as i64).max(0),
+        None => now.saturating_add(DEFAULT_LIFETIME),
     }
 }
 
@@ -930,16 +941,14 @@ mod tests {
     #[test]
     fn lifetimes_are_clamped_and_dead_tokens_refused() {
         let now = 1_800_000_000;
-        assert_eq!(expiry(now, Some(3600.0), None), Ok(now + 3600));
-        assert_eq!(expiry(now, Some(1e300), None), Ok(now + MAX_LIFETIME));
-        assert_eq!(expiry(now, None, Some(1.8e12)), Ok(now + MAX_LIFETIME));
-        assert_eq!(expiry(now, None, Some((now + 60) as f64)), Ok(now + 60));
-        assert_eq!(expiry(now, None, Some(-1e300)), Err(0));
-        assert_eq!(
-            expiry(now, Some(f64::NAN), None),
-            Ok(now + DEFAULT_LIFETIME)
-        );
-        assert_eq!(expiry(i64::MAX, Some(1e300), None), Ok(i64::MAX));
+        assert_eq!(expiry(now, Some(3600.0), None), now + 3600);
+        assert_eq!(expiry(now, Some(1e300), None), now + MAX_LIFETIME);
+        assert_eq!(expiry(now, None, Some(1.8e12)), now + MAX_LIFETIME);
+        assert_eq!(expiry(now, None, Some((now + 60) as f64)), now + 60);
+        assert_eq!(expiry(now, None, Some(-1e300)), 0);
+        assert_eq!(expiry(now, Some(1e-140), None), now, "dead on arrival");
+        assert_eq!(expiry(now, Some(f64::NAN), None), now + DEFAULT_LIFETIME);
+        assert_eq!(expiry(i64::MAX, Some(1e300), None), i64::MAX);
     }
 
     mod hostile_answers {
@@ -1029,7 +1038,7 @@ mod tests {
                 if let Ok(session) = provider().session(resp, Answering::SignIn(None), now, offset) {
                     prop_assert!(is_b64token(session.access_token.expose()));
                     prop_assert!(session.refresh_token.iter().all(|r| is_b64token(r.expose())));
-                    prop_assert!(session.expires_at >= now - EXPIRY_SKEW - 1);
+                    prop_assert!(session.expires_at >= 0);
                     prop_assert!(session.expires_at <= now + MAX_LIFETIME + 1);
                     let _ = time::rfc3339(session.expires_at);
                 }

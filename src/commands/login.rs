@@ -161,7 +161,12 @@ pub fn run(app: &App, mut args: LoginArgs) -> Result<()> {
         }
     })?;
 
-    let refusal = if let Some(got) = &session.organization_id
+    let refusal = if let Some(dead) = session.dead_on_arrival(app.now()) {
+        Some(Error {
+            message: format!("{}; nothing was stored", dead.message),
+            ..dead
+        })
+    } else if let Some(got) = &session.organization_id
         && (got.is_empty()
             || got.len() > 256
             || got == NO_ORG_KEY
