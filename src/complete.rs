@@ -17,9 +17,12 @@ static SHELL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 /// Answers a shell's completion request (`_MYCLI_COMPLETE=bash mycli -- ...`) and exits; otherwise
 /// returns at once.
 pub fn answer_shell() {
-    if let Ok(shell) = std::env::var(COMPLETE_VAR) {
-        let _ = SHELL.set(shell);
-    }
+    // Not a completion request (every other run, `mycli token` included): nothing to do, not
+    // even the completer's look at the working directory.
+    let Some(shell) = std::env::var_os(COMPLETE_VAR) else {
+        return;
+    };
+    let _ = SHELL.set(shell.to_string_lossy().into_owned());
     clap_complete::CompleteEnv::with_factory(command)
         .var(COMPLETE_VAR)
         .complete();
